@@ -1,0 +1,5 @@
+"""`python -m trucktrack` is the `trucktrack` command."""
+
+from trucktrack.cli import main
+
+raise SystemExit(main())

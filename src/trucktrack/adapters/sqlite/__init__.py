@@ -1,0 +1,1 @@
+"""The embedded default storage: one SQLite file in WAL mode with a single group-commit writer."""

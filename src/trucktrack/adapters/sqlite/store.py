@@ -1,0 +1,251 @@
+"""SQLite implementations of the point log, current locations and token ports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from trucktrack.adapters.sqlite.schema import POINT_COLUMNS, connect
+from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
+from trucktrack.domain.timefmt import UTC
+
+Row = tuple[object, ...]
+
+
+def point_from_row(row: Row) -> GpsPoint:
+    """Rebuild a GpsPoint from a row in POINT_COLUMNS order."""
+    engine = row[11]
+    return GpsPoint(
+        *row[:11],  # type: ignore[arg-type]
+        engine_status=None if engine is None else bool(engine),
+        received_at=row[12],  # type: ignore[arg-type]
+    )
+
+
+class ReadConnections:
+    """One read-only connection per thread: WAL readers never block the writer or each other."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def _vehicle_filter(vehicles: frozenset[str] | None) -> tuple[str, list[object]]:
+    if vehicles is None:
+        return "", []
+    marks = ",".join("?" * len(vehicles))
+    return f" AND vehicle_id IN ({marks})", list(vehicles)
+
+
+class SqlitePointLog:
+    """The hot tier: every point of the last day(s), written through the group-commit writer."""
+
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    async def append(self, fleet_id: str, points: Sequence[GpsPoint]) -> AppendOutcome:
+        return await self._writer.append(fleet_id, points)
+
+    def trip_points(
+        self,
+        fleet_id: str,
+        trip_id: str,
+        *,
+        from_ms: int,
+        to_ms: int,
+        after: tuple[int, str] | None,
+        limit: int,
+        vehicles: frozenset[str] | None,
+    ) -> list[GpsPoint]:
+        vsql, vargs = _vehicle_filter(vehicles)
+        after_ts, after_vid = after if after is not None else (-(2**62), "")
+        rows = (
+            self._reads.get()
+            .execute(
+                f"SELECT {POINT_COLUMNS} FROM points INDEXED BY points_by_trip "
+                "WHERE fleet_id = ? AND trip_id = ? AND ts >= ? AND ts < ? "
+                f"AND (ts, vehicle_id) > (?, ?){vsql} ORDER BY ts, vehicle_id LIMIT ?",
+                [fleet_id, trip_id, from_ms, to_ms, after_ts, after_vid, *vargs, limit],
+            )
+            .fetchall()
+        )
+        return [point_from_row(r) for r in rows]
+
+    def days_before(self, cutoff_ms: int) -> list[dt.date]:
+        conn = self._reads.get()
+        days: list[dt.date] = []
+        row = conn.execute("SELECT min(ts) FROM points WHERE ts < ?", [cutoff_ms]).fetchone()
+        while row is not None and row[0] is not None:
+            day = dt.datetime.fromtimestamp(row[0] / 1000, tz=UTC).date()
+            days.append(day)
+            next_ms = (
+                int(dt.datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+                + 86_400_000
+            )
+            row = conn.execute(
+                "SELECT min(ts) FROM points WHERE ts >= ? AND ts < ?", [next_ms, cutoff_ms]
+            ).fetchone()
+        return days
+
+    def iter_points_between(
+        self, from_ms: int, to_ms: int, chunk: int = 50_000
+    ) -> Iterator[list[GpsPoint]]:
+        conn = self._reads.get()
+        key: tuple[object, ...] = (from_ms, "", "")  # ids are never empty
+        while True:
+            rows = conn.execute(
+                f"SELECT {POINT_COLUMNS} FROM points WHERE (ts, fleet_id, vehicle_id) > (?,?,?) "
+                "AND ts < ? ORDER BY ts, fleet_id, vehicle_id LIMIT ?",
+                [*key, to_ms, chunk],
+            ).fetchall()
+            if not rows:
+                return
+            yield [point_from_row(r) for r in rows]
+            last = rows[-1]
+            key = (last[2], last[0], last[1])
+
+    def fleet_of(self, vehicle_id: str) -> str | None:
+        return self._writer.owner_of(vehicle_id)
+
+    async def delete_between(self, from_ms: int, to_ms: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM points WHERE ts >= ? AND ts < ?", [from_ms, to_ms]
+            ).rowcount
+
+        return await self._writer.run(delete)
+
+    async def delete_points(self, points: Sequence[GpsPoint]) -> int:
+        keys = [(p.ts, p.fleet_id, p.vehicle_id) for p in points]
+
+        def delete(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(
+                "DELETE FROM points WHERE ts = ? AND fleet_id = ? AND vehicle_id = ?", keys
+            )
+            return conn.total_changes - before
+
+        return await self._writer.run(delete)
+
+
+class SqliteCurrentLocations:
+    """Each vehicle's newest point, kept by the writer in the same transaction as the point."""
+
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    async def forget_older_than(self, ts_ms: int) -> int:
+        def forget(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount
+
+        return await self._writer.run(forget)
+
+    def get(self, fleet_id: str, vehicle_id: str) -> GpsPoint | None:
+        row = (
+            self._reads.get()
+            .execute(
+                f"SELECT {POINT_COLUMNS} FROM current_location "
+                "WHERE fleet_id = ? AND vehicle_id = ?",
+                [fleet_id, vehicle_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else point_from_row(row)
+
+    def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]:
+        if not vehicle_ids:
+            return {}
+        marks = ",".join("?" * len(vehicle_ids))
+        rows = (
+            self._reads.get()
+            .execute(
+                f"SELECT {POINT_COLUMNS} FROM current_location "
+                f"WHERE fleet_id = ? AND vehicle_id IN ({marks})",
+                [fleet_id, *vehicle_ids],
+            )
+            .fetchall()
+        )
+        return {r[1]: point_from_row(r) for r in rows}  # type: ignore[misc]
+
+    def count_newer_than(self, ts_ms: int) -> int:
+        row = (
+            self._reads.get()
+            .execute("SELECT count(*) FROM current_location WHERE ts > ?", [ts_ms])
+            .fetchone()
+        )
+        return int(row[0])
+
+
+class SqliteTokenStore:
+    """Tokens by sha256 hash; written directly (tokens are created by the CLI or at first start)."""
+
+    def __init__(self, path: Path, reads: ReadConnections) -> None:
+        self._path = path
+        self._reads = reads
+
+    def add(self, token_hash: str, principal: Principal, label: str) -> None:
+        conn = connect(self._path)
+        try:
+            conn.execute(
+                "INSERT INTO tokens (token_hash, token_id, fleet_id, role, vehicles, label, "
+                "created_at) VALUES (?,?,?,?,?,?,?)",
+                [
+                    token_hash,
+                    principal.token_id,
+                    principal.fleet_id,
+                    principal.role.value,
+                    None if principal.vehicles is None else json.dumps(sorted(principal.vehicles)),
+                    label,
+                    int(time.time() * 1000),
+                ],
+            )
+        finally:
+            conn.close()
+
+    def find(self, token_hash: str) -> Principal | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT token_id, fleet_id, role, vehicles FROM tokens "
+                "WHERE token_hash = ? AND revoked_at IS NULL",
+                [token_hash],
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        token_id, fleet_id, role, vehicles = row
+        return Principal(
+            fleet_id=fleet_id,
+            role=Role(role),
+            vehicles=None if vehicles is None else frozenset(json.loads(vehicles)),
+            token_id=token_id,
+        )
+
+    def count(self) -> int:
+        return int(self._reads.get().execute("SELECT count(*) FROM tokens").fetchone()[0])

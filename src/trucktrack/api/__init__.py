@@ -1,0 +1,1 @@
+"""HTTP entry point: routes translate requests into service calls and results into JSON."""

@@ -1,0 +1,276 @@
+"""The HTTP application: routes that parse, call one service, and serialise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import Parameter
+
+from trucktrack.api.decoding import decode_batch, decompress
+from trucktrack.api.errors import EXCEPTION_HANDLERS
+from trucktrack.api.formats import trip_geojson, trip_gpx
+from trucktrack.api.openapi import DOCS_HTML, patched_openapi
+from trucktrack.api.schemas import (
+    BulkIn,
+    BulkOut,
+    HistoryOut,
+    IngestReply,
+    LocationOut,
+    RejectionOut,
+    history_point_out,
+    location_out,
+)
+from trucktrack.bootstrap import Services
+from trucktrack.domain.model import Principal, Role
+from trucktrack.domain.timefmt import BadTimestamp, parse_timestamp
+from trucktrack.errors import BadRequest, Forbidden, Overloaded
+from trucktrack.services.ingest import wall_clock_ms
+
+log = logging.getLogger(__name__)
+ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    match = BEARER.match(header)
+    services: Services = request.app.state.services
+    return services.tokens.authenticate(match.group(1) if match else None)
+
+
+def _checked_id(value: str, what: str) -> str:
+    if not ID.match(value):
+        raise BadRequest(f"{what} must be 1-128 letters, digits or _ - . :")
+    return value
+
+
+def _time_param(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(int(value) if value.lstrip("-").isdigit() else value)
+    except BadTimestamp as exc:
+        raise BadRequest(f"`{name}`: {exc}") from None
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+
+@post(
+    "/tracking/gps",
+    status_code=200,
+    summary="Ingest a batch of GPS points",
+    description='Body `{"updates": [point, ...]}` (1 to the configured limit, default 1000), '
+    "optionally gzip-compressed. Bad points are rejected with their index; the good ones are "
+    "stored durably before the reply. A retried point (same vehicle_id and timestamp) is "
+    "counted in `duplicates` and stored once.",
+    tags=["tracking"],
+)
+async def ingest_gps(request: Request, services: Services, principal: Principal) -> IngestReply:
+    started = time.perf_counter()
+    settings = services.settings
+    if not principal.may_write_points():
+        raise Forbidden(f"a {principal.role.value} token cannot post positions")
+    body = decompress(
+        await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
+    )
+    # received_at is stamped after the body is read and the points reach the writer's queue
+    # with no await in between: maintenance relies on that order.
+    now_ms = wall_clock_ms()
+    points, rejected = decode_batch(body, principal.fleet_id, now_ms, settings.max_batch_points)
+    try:
+        result = await services.ingest.ingest(principal, points, rejected, now_ms)
+    except Overloaded:
+        services.metrics.overloaded.inc()
+        raise
+    services.metrics.ingest_latency.observe(time.perf_counter() - started)
+    return IngestReply(
+        processed=result.processed,
+        duplicates=result.duplicates,
+        rejected=[RejectionOut(r.index, r.reason) for r in result.rejected],
+    )
+
+
+@get(
+    "/tracking/vehicle/{vehicle_id:str}/location",
+    summary="A vehicle's current location",
+    description="The newest point by device time. 404 when the vehicle is unknown to this fleet "
+    "or its newest point is older than the location TTL (24 h).",
+    tags=["tracking"],
+)
+async def vehicle_location(
+    vehicle_id: str, services: Services, principal: Principal
+) -> LocationOut:
+    now = wall_clock_ms()
+    point = services.tracking.location(principal, _checked_id(vehicle_id, "vehicle_id"), now)
+    return location_out(point, now)
+
+
+@post(
+    "/tracking/vehicles/bulk",
+    status_code=200,
+    summary="Current locations of up to 100 vehicles",
+    tags=["tracking"],
+)
+async def bulk_locations(data: BulkIn, services: Services, principal: Principal) -> BulkOut:
+    now = wall_clock_ms()
+    found, missing = services.tracking.locations(principal, data.vehicle_ids, now)
+    return BulkOut(locations={v: location_out(p, now) for v, p in found.items()}, missing=missing)
+
+
+class HistoryFormat(StrEnum):
+    JSON = "json"
+    GEOJSON = "geojson"
+    GPX = "gpx"
+
+
+@get(
+    "/tracking/trip/{trip_id:str}/history",
+    summary="A trip's points in device-time order",
+    description="Paginated: pass the reply's `next_cursor` as `cursor`. `from`/`to` take epoch "
+    "milliseconds or ISO-8601. `format=geojson` gives a LineString Feature, `format=gpx` a GPX "
+    "1.1 track (the next cursor is then in the `X-Next-Cursor` header).",
+    tags=["tracking"],
+)
+async def trip_history(
+    trip_id: str,
+    services: Services,
+    principal: Principal,
+    from_: Annotated[str | None, Parameter(query="from")] = None,
+    to: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+    format: HistoryFormat = HistoryFormat.JSON,
+) -> Response[Any]:
+    _checked_id(trip_id, "trip_id")
+    page = await asyncio.to_thread(
+        services.tracking.trip_history,
+        principal,
+        trip_id,
+        from_ms=_time_param(from_, "from"),
+        to_ms=_time_param(to, "to"),
+        cursor=cursor,
+        limit=limit,
+    )
+    headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
+    if format is HistoryFormat.GPX:
+        return Response(
+            trip_gpx(trip_id, page.points), media_type="application/gpx+xml", headers=headers
+        )
+    if format is HistoryFormat.GEOJSON:
+        body = msgspec.json.encode(trip_geojson(trip_id, page.points, page.next_cursor))
+        return Response(body, media_type="application/geo+json", headers=headers)
+    out = HistoryOut(
+        trip_id=trip_id,
+        count=len(page.points),
+        points=[history_point_out(p) for p in page.points],
+        next_cursor=page.next_cursor,
+    )
+    return Response(msgspec.json.encode(out), media_type="application/json", headers=headers)
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+@get("/healthz", summary="Liveness (no token needed)", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/metrics", summary="Prometheus metrics (admin token)", tags=["operations"])
+async def metrics(services: Services, principal: Principal) -> Response[bytes]:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("metrics need an admin token")
+    body = await asyncio.to_thread(services.metrics.render)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@get("/openapi.json", include_in_schema=False)
+async def openapi_json(request: Request) -> dict[str, Any]:
+    return patched_openapi(request.app)
+
+
+@get("/docs", include_in_schema=False, media_type="text/html")
+async def docs() -> str:
+    return DOCS_HTML
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+async def _maintenance_loop(services: Services) -> None:
+    interval = services.settings.maintenance_interval_s
+    while True:
+        try:
+            await services.maintenance.run(wall_clock_ms())
+        except Exception:
+            log.exception("maintenance run failed; retrying at the next interval")
+        await asyncio.sleep(interval)
+
+
+def create_app(services: Services) -> Litestar:
+    """The Litestar app over already-built services (the caller owns their lifecycle)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        task = asyncio.create_task(_maintenance_loop(services))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = Litestar(
+        route_handlers=[
+            ingest_gps,
+            vehicle_location,
+            bulk_locations,
+            trip_history,
+            healthz,
+            metrics,
+            openapi_json,
+            docs,
+        ],
+        dependencies={
+            "services": Provide(_services, sync_to_thread=False),
+            "principal": Provide(_principal, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        request_max_body_size=services.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="trucktrack",
+            version="0.1.0",
+            description="Real-time GPS tracking for trucking fleets. Every endpoint but "
+            "/healthz needs `Authorization: Bearer <token>`.",
+            path="/schema",
+            render_plugins=[],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="token")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,97 @@
+"""The composition root: the only place that picks adapters and wires services from settings.
+
+Nothing connects at import time; `local(settings)` builds the embedded default (SQLite + Parquet
+files) and `Services.close()` releases it. A later `aws(settings)` will wire the same services to
+the managed adapters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from trucktrack.adapters.parquet import ParquetColdStore
+from trucktrack.adapters.sqlite.schema import create_schema
+from trucktrack.adapters.sqlite.store import (
+    ReadConnections,
+    SqliteCurrentLocations,
+    SqlitePointLog,
+    SqliteTokenStore,
+)
+from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.metrics import Metrics
+from trucktrack.services.auth import TokenService
+from trucktrack.services.ingest import IngestService
+from trucktrack.services.maintenance import Maintenance
+from trucktrack.services.tracking import TrackingService
+from trucktrack.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: Metrics
+    tokens: TokenService
+    ingest: IngestService
+    tracking: TrackingService
+    maintenance: Maintenance
+    writer: GroupCommitWriter
+    reads: ReadConnections
+
+    def close(self) -> None:
+        self.writer.close()
+        self.reads.close()
+
+
+def tokens_only(settings: Settings) -> TokenService:
+    """Token administration without starting a writer (for `trucktrack token create`)."""
+    create_schema(settings.db_path)
+    reads = ReadConnections(settings.db_path)
+    return TokenService(SqliteTokenStore(settings.db_path, reads), settings.token_cache_s)
+
+
+def local(settings: Settings) -> Services:
+    """The embedded default: everything under `settings.data_dir`, no servers to run."""
+    create_schema(settings.db_path)
+    reads = ReadConnections(settings.db_path)
+    writer = GroupCommitWriter(
+        settings.db_path,
+        synchronous=settings.sqlite_synchronous,
+        max_pending_points=settings.max_pending_points,
+        max_group_points=settings.max_group_points,
+    )
+    writer.start()
+    metrics = Metrics()
+    log = SqlitePointLog(writer, reads)
+    current = SqliteCurrentLocations(writer, reads)
+    cold = ParquetColdStore(settings.cold_dir)
+    ttl_ms = int(settings.location_ttl_h * 3_600_000)
+    metrics.watch(
+        "active_vehicles_tracked",
+        "Vehicles whose newest point is younger than the location TTL (24 h)",
+        lambda: current.count_newer_than(int(time.time() * 1000) - ttl_ms),
+    )
+    metrics.watch(
+        "gps_write_queue_points", "Points waiting for the disk", lambda: writer.pending_points
+    )
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        tokens=TokenService(SqliteTokenStore(settings.db_path, reads), settings.token_cache_s),
+        ingest=IngestService(
+            log,
+            metrics,
+            max_future_s=settings.max_future_s,
+            retention_days=settings.retention_days,
+        ),
+        tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
+        maintenance=Maintenance(
+            log,
+            cold,
+            current,
+            hot_window_h=settings.hot_window_h,
+            retention_days=settings.retention_days,
+        ),
+        writer=writer,
+        reads=reads,
+    )

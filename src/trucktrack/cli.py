@@ -1,0 +1,191 @@
+"""The `trucktrack` command: serve, token, simulate, maintenance, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+
+from trucktrack import bootstrap
+from trucktrack.errors import TrucktrackError
+from trucktrack.settings import load_settings
+
+ROLES = ("admin", "dispatcher", "viewer", "device")
+
+
+def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $TRUCKTRACK_DATA_DIR or ./data)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trucktrack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server on the embedded store")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    _data_dir_flag(serve)
+
+    token = sub.add_parser("token", help="manage bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token; prints it as the last line")
+    create.add_argument("--fleet", required=True, help="fleet (tenant) id")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument(
+        "--vehicle",
+        action="append",
+        default=None,
+        help="limit the token to this vehicle (repeatable)",
+    )
+    create.add_argument("--label", default="", help="a note to recognise the token by")
+    _data_dir_flag(create)
+
+    sim = sub.add_parser("simulate", help="drive simulated trucks against a running server")
+    sim.add_argument("--url", default="http://127.0.0.1:8000")
+    sim.add_argument("--token", required=True)
+    sim.add_argument("--vehicles", type=int, default=10)
+    sim.add_argument("--interval", type=float, default=5.0, help="seconds between fixes")
+    sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    sim.add_argument("--batch", type=int, default=100, help="points per request")
+    sim.add_argument("--seed", type=int, default=1)
+    _data_dir_flag(sim)
+
+    maint = sub.add_parser(
+        "maintenance", help="move old days to the cold tier and apply retention, once"
+    )
+    _data_dir_flag(maint)
+
+    bench = sub.add_parser("bench", help="benchmarks (see BENCHMARKS.md)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    from trucktrack.benchmarks import ingest as bench_ingest
+
+    ingest = bench_sub.add_parser("ingest", help="HTTP ingest and read throughput and latency")
+    bench_ingest.add_arguments(ingest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("TRUCKTRACK_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "token":
+            return _token_create(args)
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "maintenance":
+            return _maintenance(args)
+        if args.command == "bench":
+            from trucktrack.benchmarks import ingest as bench_ingest
+
+            return bench_ingest.main(args)
+    except TrucktrackError as exc:
+        print(f"trucktrack: {exc.message}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from trucktrack.api.app import create_app
+
+    settings = load_settings({"host": args.host, "port": args.port, "data_dir": args.data_dir})
+    services = bootstrap.local(settings)
+    try:
+        if settings.bootstrap_demo_token and not services.tokens.has_any():
+            _print_first_token(
+                services.tokens.create("demo", "admin", label="first start"),
+                settings.host,
+                settings.port,
+            )
+        config = uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        services.close()
+    return 0
+
+
+def _print_first_token(token: str, host: str, port: int) -> None:
+    url = f"http://{host}:{port}"
+    print(
+        f"""
+First start: created an admin token for fleet 'demo' (shown only now; keep it):
+
+    export TOKEN={token}
+
+Post a point and read it back:
+
+    curl -s -X POST {url}/tracking/gps -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"updates": [{{"vehicle_id": "MH12AB1234", "lat": 18.5204, "lng": 73.8567}}]}}'
+    curl -s {url}/tracking/vehicle/MH12AB1234/location -H "Authorization: Bearer $TOKEN"
+
+More tokens: trucktrack token create --fleet demo --role device --vehicle MH12AB1234
+API docs: {url}/docs
+""",
+        flush=True,
+    )
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    settings = load_settings({"data_dir": args.data_dir})
+    token = bootstrap.tokens_only(settings).create(
+        args.fleet, args.role, args.vehicle, label=args.label
+    )
+    scope = ", ".join(args.vehicle) if args.vehicle else "all vehicles"
+    print(f"Created a {args.role} token for fleet {args.fleet!r} ({scope}):")
+    print(token)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from trucktrack.simulation import run_simulation
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_simulation(
+                args.url,
+                args.token,
+                vehicles=args.vehicles,
+                interval_s=args.interval,
+                duration_s=args.duration,
+                batch_size=args.batch,
+                seed=args.seed,
+            )
+        )
+    return 0
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from trucktrack.services.ingest import wall_clock_ms
+
+    services = bootstrap.local(load_settings({"data_dir": args.data_dir}))
+    try:
+        report = asyncio.run(services.maintenance.run(wall_clock_ms()))
+    finally:
+        services.close()
+    print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    return 0

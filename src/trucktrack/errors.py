@@ -1,0 +1,46 @@
+"""Errors the services raise; entry points map them to statuses in one place (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class TrucktrackError(Exception):
+    """Base of every error a caller is meant to see; `code` is stable, the message is for humans."""
+
+    code = "error"
+
+    def __init__(self, message: str, details: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class BadRequest(TrucktrackError):
+    code = "bad_request"
+
+
+class PayloadTooLarge(TrucktrackError):
+    code = "payload_too_large"
+
+
+class Unauthenticated(TrucktrackError):
+    code = "unauthenticated"
+
+
+class Forbidden(TrucktrackError):
+    code = "forbidden"
+
+
+class NotFound(TrucktrackError):
+    code = "not_found"
+
+
+class Overloaded(TrucktrackError):
+    """Too much work queued; the caller should retry after a short pause."""
+
+    code = "overloaded"
+    retry_after_s = 1
+
+
+class StorageUnavailable(TrucktrackError):
+    code = "storage_unavailable"
+    retry_after_s = 5

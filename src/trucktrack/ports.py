@@ -1,0 +1,118 @@
+"""The ports: small Protocols the services need, implemented by adapters (SQLite, Parquet, AWS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import msgspec
+
+from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
+
+
+class HistoryPage(msgspec.Struct, frozen=True):
+    """Points in (ts, vehicle_id) order, at most `limit` of them after a position."""
+
+    points: list[GpsPoint]
+    more: bool
+
+
+class PointLog(Protocol):
+    """The durable log of every accepted point plus each vehicle's newest one (the hot tier)."""
+
+    async def append(self, fleet_id: str, points: Sequence[GpsPoint]) -> AppendOutcome:
+        """Store the points durably before returning; duplicates by (vehicle, ts) are skipped.
+
+        A vehicle id belongs to the first fleet that reports it; points for a vehicle of another
+        fleet come back in `rejected`, by their index in `points`.
+        """
+        ...
+
+    def fleet_of(self, vehicle_id: str) -> str | None:
+        """The fleet that owns a vehicle id, if any has reported it yet."""
+        ...
+
+    def trip_points(
+        self,
+        fleet_id: str,
+        trip_id: str,
+        *,
+        from_ms: int,
+        to_ms: int,
+        after: tuple[int, str] | None,
+        limit: int,
+        vehicles: frozenset[str] | None,
+    ) -> list[GpsPoint]:
+        """Up to `limit` points of a trip in (ts, vehicle_id) order, strictly after `after`."""
+        ...
+
+    def days_before(self, cutoff_ms: int) -> list[dt.date]:
+        """The UTC days that hold points older than `cutoff_ms`."""
+        ...
+
+    def iter_points_between(
+        self, from_ms: int, to_ms: int, chunk: int = 50_000
+    ) -> Iterator[list[GpsPoint]]:
+        """Every point with from_ms <= ts < to_ms, all fleets, in chunks (to move a day cold)."""
+        ...
+
+    async def delete_between(self, from_ms: int, to_ms: int) -> int:
+        """Delete every point with from_ms <= ts < to_ms; returns how many."""
+        ...
+
+    async def delete_points(self, points: Sequence[GpsPoint]) -> int:
+        """Delete exactly these points (by key), e.g. once they are safe in the cold tier."""
+        ...
+
+
+class CurrentLocations(Protocol):
+    """Each vehicle's newest point by device time."""
+
+    def get(self, fleet_id: str, vehicle_id: str) -> GpsPoint | None: ...
+
+    def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]: ...
+
+    def count_newer_than(self, ts_ms: int) -> int:
+        """How many vehicles (all fleets) reported a point newer than `ts_ms`."""
+        ...
+
+    async def forget_older_than(self, ts_ms: int) -> int:
+        """Drop current locations whose point is older than `ts_ms` (retention)."""
+        ...
+
+
+class ColdPointStore(Protocol):
+    """Older days of points, compressed and partitioned by day (the cold tier)."""
+
+    def write_day(self, day: dt.date, points: Sequence[GpsPoint]) -> None:
+        """Add points to a day's partition atomically (all or nothing)."""
+        ...
+
+    def trip_points(
+        self,
+        fleet_id: str,
+        trip_id: str,
+        *,
+        from_ms: int,
+        to_ms: int,
+        after: tuple[int, str] | None,
+        limit: int,
+        vehicles: frozenset[str] | None,
+    ) -> list[GpsPoint]: ...
+
+    def days(self) -> list[dt.date]: ...
+
+    def drop_days_before(self, day: dt.date) -> list[dt.date]:
+        """Delete whole day partitions older than `day`; returns the days dropped."""
+        ...
+
+
+class TokenStore(Protocol):
+    """Bearer tokens, kept only as hashes."""
+
+    def add(self, token_hash: str, principal: Principal, label: str) -> None: ...
+
+    def find(self, token_hash: str) -> Principal | None: ...
+
+    def count(self) -> int: ...

@@ -1,0 +1,1 @@
+"""Use cases: what callers can do, written against the ports, unaware of HTTP or SQLite."""

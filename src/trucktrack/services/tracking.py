@@ -1,0 +1,108 @@
+"""Reading positions back: current location, many at once, and a trip's history across tiers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+from collections.abc import Sequence
+
+import msgspec
+
+from trucktrack.domain.model import GpsPoint, Principal
+from trucktrack.errors import BadRequest, NotFound
+from trucktrack.ports import ColdPointStore, CurrentLocations, PointLog
+
+HOUR_MS = 3_600_000
+MAX_BULK = 100
+MAX_TIME_MS = 2**62
+
+
+class TripHistoryPage(msgspec.Struct, frozen=True):
+    points: list[GpsPoint]
+    next_cursor: str | None
+
+
+def encode_cursor(point: GpsPoint) -> str:
+    raw = msgspec.json.encode([point.ts, point.vehicle_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, vehicle_id = msgspec.json.decode(raw, type=tuple[int, str])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise BadRequest("cursor is not one this server issued") from None
+    return ts, vehicle_id
+
+
+class TrackingService:
+    """Current locations (with the spec's 24 h TTL) and trip history spanning hot and cold tiers."""
+
+    def __init__(
+        self,
+        current: CurrentLocations,
+        log: PointLog,
+        cold: ColdPointStore,
+        *,
+        location_ttl_h: float,
+    ) -> None:
+        self._current = current
+        self._log = log
+        self._cold = cold
+        self._ttl_ms = int(location_ttl_h * HOUR_MS)
+
+    def location(self, principal: Principal, vehicle_id: str, now_ms: int) -> GpsPoint:
+        point = None
+        if principal.may_see(vehicle_id):
+            point = self._current.get(principal.fleet_id, vehicle_id)
+        if point is None or point.ts < now_ms - self._ttl_ms:
+            raise NotFound(f"no current location for vehicle {vehicle_id!r}")
+        return point
+
+    def locations(
+        self, principal: Principal, vehicle_ids: Sequence[str], now_ms: int
+    ) -> tuple[dict[str, GpsPoint], list[str]]:
+        """Current locations of up to 100 vehicles; the ones not known (or stale) are `missing`."""
+        wanted = list(dict.fromkeys(v for v in vehicle_ids if principal.may_see(v)))
+        found = self._current.get_many(principal.fleet_id, wanted)
+        fresh = {v: p for v, p in found.items() if p.ts >= now_ms - self._ttl_ms}
+        missing = [v for v in dict.fromkeys(vehicle_ids) if v not in fresh]
+        return fresh, missing
+
+    def trip_history(
+        self,
+        principal: Principal,
+        trip_id: str,
+        *,
+        from_ms: int | None,
+        to_ms: int | None,
+        cursor: str | None,
+        limit: int,
+    ) -> TripHistoryPage:
+        """One page of a trip's points in device-time order, merged from both tiers."""
+        after = decode_cursor(cursor) if cursor else None
+        query = dict(
+            from_ms=from_ms if from_ms is not None else 0,
+            to_ms=to_ms if to_ms is not None else MAX_TIME_MS,
+            after=after,
+            limit=limit + 1,
+            vehicles=principal.vehicles,
+        )
+        hot = self._log.trip_points(principal.fleet_id, trip_id, **query)  # type: ignore[arg-type]
+        cold = self._cold.trip_points(principal.fleet_id, trip_id, **query)  # type: ignore[arg-type]
+        merged: list[GpsPoint] = []
+        last: tuple[int, str] | None = None
+        for point in heapq.merge(cold, hot, key=lambda p: (p.ts, p.vehicle_id)):
+            key = (point.ts, point.vehicle_id)
+            if key == last:  # a point still in both tiers while a day is being moved
+                continue
+            last = key
+            merged.append(point)
+            if len(merged) > limit:
+                break
+        page, more = merged[:limit], len(merged) > limit
+        if not page and after is None and from_ms is None and to_ms is None:
+            raise NotFound(f"no points for trip {trip_id!r}")
+        return TripHistoryPage(page, encode_cursor(page[-1]) if more else None)
