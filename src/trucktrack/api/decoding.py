@@ -105,9 +105,10 @@ def _reason(exc: msgspec.ValidationError) -> str:
 def _to_points(items: Any, rejected: list[Rejection], fleet_id: str, received_ms: int) -> Decoded:
     points: list[tuple[int, GpsPoint]] = []
     for index, p in items:
-        if p.timestamp is None:
+        ts = p.timestamp
+        if ts is None:
             ts = received_ms
-        else:
+        elif ts.__class__ is not int:
             try:
                 ts = parse_timestamp(p.timestamp)
             except BadTimestamp as exc:

@@ -37,7 +37,7 @@ class PointIn(msgspec.Struct):
     lng: Annotated[float, Meta(ge=-180, le=180)]
     timestamp: (
         Annotated[
-            float | str,
+            int | float | str,
             Meta(
                 description="Device time: epoch milliseconds, or ISO-8601 with offset. "
                 "Default: the time the server received it."

@@ -7,7 +7,7 @@ import enum
 import msgspec
 
 
-class GpsPoint(msgspec.Struct, frozen=True, gc=False):
+class GpsPoint(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One accepted fix of one vehicle. Unique by (fleet_id, vehicle_id, ts)."""
 
     fleet_id: str

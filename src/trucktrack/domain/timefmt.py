@@ -11,7 +11,7 @@ class BadTimestamp(ValueError):
     """A timestamp that cannot be read as a point in time."""
 
 
-def parse_timestamp(value: float | str) -> int:
+def parse_timestamp(value: int | float | str) -> int:
     """Epoch ms from a number (epoch ms) or an ISO-8601 string that states its offset."""
     if isinstance(value, str):
         try:

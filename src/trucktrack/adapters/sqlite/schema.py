@@ -7,51 +7,71 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 
-# points: the hot tier. The time-first key keeps appends at the end of the B-tree as the table
-# grows (vehicle-first keys slow inserts ~6x by 2M rows, see DESIGN.md).
+# points: the hot tier. Vehicles and trips are stored as small integer keys: text keys made every
+# insert ~2x slower (measured, see BENCHMARKS.md). The time-first key keeps appends at the end of
+# the B-tree as the table grows (vehicle-first keys slow inserts ~6x by 2M rows, see DESIGN.md).
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS points (
-    fleet_id TEXT NOT NULL,
-    vehicle_id TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    lat REAL NOT NULL,
-    lng REAL NOT NULL,
-    speed REAL NOT NULL,
-    heading REAL NOT NULL,
-    accuracy REAL NOT NULL,
-    altitude REAL,
-    trip_id TEXT,
-    driver_id TEXT,
-    engine_status INTEGER,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (ts, fleet_id, vehicle_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS points_by_trip ON points (fleet_id, trip_id, ts, vehicle_id)
-    WHERE trip_id IS NOT NULL;
-
-CREATE TABLE IF NOT EXISTS current_location (
-    fleet_id TEXT NOT NULL,
-    vehicle_id TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    lat REAL NOT NULL,
-    lng REAL NOT NULL,
-    speed REAL NOT NULL,
-    heading REAL NOT NULL,
-    accuracy REAL NOT NULL,
-    altitude REAL,
-    trip_id TEXT,
-    driver_id TEXT,
-    engine_status INTEGER,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (fleet_id, vehicle_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS current_location_by_ts ON current_location (ts);
-
 CREATE TABLE IF NOT EXISTS vehicles (
-    vehicle_id TEXT PRIMARY KEY,
+    vkey INTEGER PRIMARY KEY,
+    vehicle_id TEXT NOT NULL UNIQUE,
     fleet_id TEXT NOT NULL,
     created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS trip_keys (
+    trip_key INTEGER PRIMARY KEY,
+    fleet_id TEXT NOT NULL,
+    trip_id TEXT NOT NULL,
+    UNIQUE (fleet_id, trip_id)
+);
+
+CREATE TABLE IF NOT EXISTS points (
+    ts INTEGER NOT NULL,
+    vkey INTEGER NOT NULL,
+    lat REAL NOT NULL,
+    lng REAL NOT NULL,
+    speed REAL NOT NULL,
+    heading REAL NOT NULL,
+    accuracy REAL NOT NULL,
+    altitude REAL,
+    trip_key INTEGER,
+    driver_id TEXT,
+    engine_status INTEGER,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (ts, vkey)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_by_trip ON points (trip_key, ts, vkey)
+    WHERE trip_key IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS current_location (
+    vkey INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    lat REAL NOT NULL,
+    lng REAL NOT NULL,
+    speed REAL NOT NULL,
+    heading REAL NOT NULL,
+    accuracy REAL NOT NULL,
+    altitude REAL,
+    trip_key INTEGER,
+    driver_id TEXT,
+    engine_status INTEGER,
+    received_at INTEGER NOT NULL
+);
+
+-- The newest point per vehicle is kept by SQLite itself, inside the insert's transaction: a late
+-- (older) point never moves the current location backwards.
+CREATE TRIGGER IF NOT EXISTS points_keep_newest AFTER INSERT ON points BEGIN
+    INSERT INTO current_location VALUES (
+        NEW.vkey, NEW.ts, NEW.lat, NEW.lng, NEW.speed, NEW.heading, NEW.accuracy, NEW.altitude,
+        NEW.trip_key, NEW.driver_id, NEW.engine_status, NEW.received_at
+    )
+    ON CONFLICT (vkey) DO UPDATE SET
+        ts = excluded.ts, lat = excluded.lat, lng = excluded.lng, speed = excluded.speed,
+        heading = excluded.heading, accuracy = excluded.accuracy, altitude = excluded.altitude,
+        trip_key = excluded.trip_key, driver_id = excluded.driver_id,
+        engine_status = excluded.engine_status, received_at = excluded.received_at
+    WHERE excluded.ts > current_location.ts;
+END;
 
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
@@ -65,10 +85,15 @@ CREATE TABLE IF NOT EXISTS tokens (
 ) WITHOUT ROWID;
 """
 
-POINT_COLUMNS = (
-    "fleet_id, vehicle_id, ts, lat, lng, speed, heading, accuracy, altitude, trip_id, "
-    "driver_id, engine_status, received_at"
+# Selecting a point back as GpsPoint fields, from `<table> AS p` joined with vehicles and trips.
+POINT_SELECT = (
+    "v.fleet_id, v.vehicle_id, p.ts, p.lat, p.lng, p.speed, p.heading, p.accuracy, p.altitude, "
+    "t.trip_id, p.driver_id, p.engine_status, p.received_at"
 )
+POINT_JOINS = (
+    "JOIN vehicles AS v ON v.vkey = p.vkey LEFT JOIN trip_keys AS t ON t.trip_key = p.trip_key"
+)
+INSERT_POINT = "INSERT OR IGNORE INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def connect(path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:

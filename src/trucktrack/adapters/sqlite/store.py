@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trucktrack.adapters.sqlite.schema import POINT_COLUMNS, connect
+from trucktrack.adapters.sqlite.schema import POINT_JOINS, POINT_SELECT, connect
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
 from trucktrack.domain.timefmt import UTC
@@ -57,7 +57,7 @@ def _vehicle_filter(vehicles: frozenset[str] | None) -> tuple[str, list[object]]
     if vehicles is None:
         return "", []
     marks = ",".join("?" * len(vehicles))
-    return f" AND vehicle_id IN ({marks})", list(vehicles)
+    return f" AND v.vehicle_id IN ({marks})", list(vehicles)
 
 
 class SqlitePointLog:
@@ -81,18 +81,21 @@ class SqlitePointLog:
         limit: int,
         vehicles: frozenset[str] | None,
     ) -> list[GpsPoint]:
+        conn = self._reads.get()
+        found = conn.execute(
+            "SELECT trip_key FROM trip_keys WHERE fleet_id = ? AND trip_id = ?", [fleet_id, trip_id]
+        ).fetchone()
+        if found is None:
+            return []
         vsql, vargs = _vehicle_filter(vehicles)
         after_ts, after_vid = after if after is not None else (-(2**62), "")
-        rows = (
-            self._reads.get()
-            .execute(
-                f"SELECT {POINT_COLUMNS} FROM points INDEXED BY points_by_trip "
-                "WHERE fleet_id = ? AND trip_id = ? AND ts >= ? AND ts < ? "
-                f"AND (ts, vehicle_id) > (?, ?){vsql} ORDER BY ts, vehicle_id LIMIT ?",
-                [fleet_id, trip_id, from_ms, to_ms, after_ts, after_vid, *vargs, limit],
-            )
-            .fetchall()
-        )
+        rows = conn.execute(
+            f"SELECT {POINT_SELECT} FROM points AS p {POINT_JOINS} "
+            "WHERE p.trip_key = ? AND p.ts >= ? AND p.ts < ? "
+            f"AND (p.ts > ? OR (p.ts = ? AND v.vehicle_id > ?)){vsql} "
+            "ORDER BY p.ts, v.vehicle_id LIMIT ?",
+            [found[0], from_ms, to_ms, after_ts, after_ts, after_vid, *vargs, limit],
+        ).fetchall()
         return [point_from_row(r) for r in rows]
 
     def days_before(self, cutoff_ms: int) -> list[dt.date]:
@@ -115,18 +118,17 @@ class SqlitePointLog:
         self, from_ms: int, to_ms: int, chunk: int = 50_000
     ) -> Iterator[list[GpsPoint]]:
         conn = self._reads.get()
-        key: tuple[object, ...] = (from_ms, "", "")  # ids are never empty
+        key = (from_ms, -1)
         while True:
             rows = conn.execute(
-                f"SELECT {POINT_COLUMNS} FROM points WHERE (ts, fleet_id, vehicle_id) > (?,?,?) "
-                "AND ts < ? ORDER BY ts, fleet_id, vehicle_id LIMIT ?",
+                f"SELECT {POINT_SELECT}, p.vkey FROM points AS p {POINT_JOINS} "
+                "WHERE (p.ts, p.vkey) > (?, ?) AND p.ts < ? ORDER BY p.ts, p.vkey LIMIT ?",
                 [*key, to_ms, chunk],
             ).fetchall()
             if not rows:
                 return
             yield [point_from_row(r) for r in rows]
-            last = rows[-1]
-            key = (last[2], last[0], last[1])
+            key = (rows[-1][2], rows[-1][13])
 
     def fleet_of(self, vehicle_id: str) -> str | None:
         return self._writer.owner_of(vehicle_id)
@@ -140,14 +142,14 @@ class SqlitePointLog:
         return await self._writer.run(delete)
 
     async def delete_points(self, points: Sequence[GpsPoint]) -> int:
-        keys = [(p.ts, p.fleet_id, p.vehicle_id) for p in points]
+        keys = [(p.ts, p.vehicle_id) for p in points]
 
         def delete(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.executemany(
-                "DELETE FROM points WHERE ts = ? AND fleet_id = ? AND vehicle_id = ?", keys
-            )
-            return conn.total_changes - before
+            return conn.executemany(
+                "DELETE FROM points WHERE ts = ? "
+                "AND vkey = (SELECT vkey FROM vehicles WHERE vehicle_id = ?)",
+                keys,
+            ).rowcount
 
         return await self._writer.run(delete)
 
@@ -166,16 +168,8 @@ class SqliteCurrentLocations:
         return await self._writer.run(forget)
 
     def get(self, fleet_id: str, vehicle_id: str) -> GpsPoint | None:
-        row = (
-            self._reads.get()
-            .execute(
-                f"SELECT {POINT_COLUMNS} FROM current_location "
-                "WHERE fleet_id = ? AND vehicle_id = ?",
-                [fleet_id, vehicle_id],
-            )
-            .fetchone()
-        )
-        return None if row is None else point_from_row(row)
+        found = self.get_many(fleet_id, [vehicle_id])
+        return found.get(vehicle_id)
 
     def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]:
         if not vehicle_ids:
@@ -184,8 +178,8 @@ class SqliteCurrentLocations:
         rows = (
             self._reads.get()
             .execute(
-                f"SELECT {POINT_COLUMNS} FROM current_location "
-                f"WHERE fleet_id = ? AND vehicle_id IN ({marks})",
+                f"SELECT {POINT_SELECT} FROM current_location AS p {POINT_JOINS} "
+                f"WHERE v.fleet_id = ? AND v.vehicle_id IN ({marks})",
                 [fleet_id, *vehicle_ids],
             )
             .fetchall()

@@ -17,31 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from trucktrack.adapters.sqlite.schema import POINT_COLUMNS, connect
+from trucktrack.adapters.sqlite.schema import INSERT_POINT, connect
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Rejection
 from trucktrack.errors import Overloaded, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-_INSERT_POINTS = (
-    f"INSERT OR IGNORE INTO points ({POINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_CURRENT = f"""
-INSERT INTO current_location ({POINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT (fleet_id, vehicle_id) DO UPDATE SET
-    ts = excluded.ts, lat = excluded.lat, lng = excluded.lng, speed = excluded.speed,
-    heading = excluded.heading, accuracy = excluded.accuracy, altitude = excluded.altitude,
-    trip_id = excluded.trip_id, driver_id = excluded.driver_id,
-    engine_status = excluded.engine_status, received_at = excluded.received_at
-WHERE excluded.ts > current_location.ts
-"""
-
 
 class _Job:
-    __slots__ = ("fleet_id", "fn", "future", "loop", "points")
+    __slots__ = ("fleet_id", "fn", "future", "loop", "points", "size")
 
     def __init__(
         self,
@@ -55,6 +40,7 @@ class _Job:
         self.future = future
         self.fleet_id = fleet_id
         self.points = points
+        self.size = len(points)
         self.fn = fn
 
 
@@ -86,14 +72,24 @@ class GroupCommitWriter:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._owners: dict[str, str] = {}
+        self._vehicles: dict[str, tuple[str, int]] = {}  # vehicle_id -> (fleet_id, vkey)
+        self._trips: dict[tuple[str, str], int] = {}  # (fleet_id, trip_id) -> trip_key
         self.commits = 0
         self.last_commit_s = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         conn = connect(self._path, synchronous=self._synchronous)
-        self._owners = dict(conn.execute("SELECT vehicle_id, fleet_id FROM vehicles").fetchall())
+        self._vehicles = {
+            vid: (fleet, vkey)
+            for vkey, vid, fleet in conn.execute("SELECT vkey, vehicle_id, fleet_id FROM vehicles")
+        }
+        self._trips = {
+            (fleet, trip): key
+            for key, fleet, trip in conn.execute(
+                "SELECT trip_key, fleet_id, trip_id FROM trip_keys"
+            )
+        }
         self._thread = threading.Thread(
             target=self._run, args=(conn,), name="sqlite-writer", daemon=True
         )
@@ -113,7 +109,8 @@ class GroupCommitWriter:
 
     def owner_of(self, vehicle_id: str) -> str | None:
         """The fleet a vehicle id belongs to, if any fleet has claimed it yet."""
-        return self._owners.get(vehicle_id)
+        known = self._vehicles.get(vehicle_id)
+        return None if known is None else known[0]
 
     async def append(self, fleet_id: str, points: Sequence[GpsPoint]) -> AppendOutcome:
         n = len(points)
@@ -145,7 +142,7 @@ class GroupCommitWriter:
                 if job is None:
                     return
                 group = [job]
-                size = len(job.points)
+                size = job.size
                 stop = False
                 while size < self._max_group:
                     try:
@@ -156,7 +153,7 @@ class GroupCommitWriter:
                         stop = True
                         break
                     group.append(nxt)
-                    size += len(nxt.points)
+                    size += nxt.size
                 self._commit(conn, group)
                 if stop:
                     return
@@ -166,16 +163,17 @@ class GroupCommitWriter:
     def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         started = time.perf_counter()
         results: list[tuple[Any, BaseException | None]] = []
+        keys = _NewKeys()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            claimed: dict[str, str] = {}
             for job in group:
                 if job.fn is not None:
                     results.append(self._apply_fn(conn, job.fn))
                 else:
-                    results.append((self._apply_points(conn, job, claimed), None))
+                    results.append((self._apply_points(conn, job, keys), None))
             conn.execute("COMMIT")
-            self._owners.update(claimed)
+            self._vehicles.update(keys.vehicles)
+            self._trips.update(keys.trips)
         except Exception as exc:  # disk full, I/O error: nothing of the group was committed
             log.exception("group commit failed")
             if conn.in_transaction:
@@ -185,7 +183,7 @@ class GroupCommitWriter:
         self.commits += 1
         self.last_commit_s = time.perf_counter() - started
         with self._pending_lock:
-            self._pending -= sum(len(job.points) for job in group)
+            self._pending -= sum(job.size for job in group)
         for job, (result, error) in zip(group, results, strict=True):
             job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
 
@@ -203,37 +201,46 @@ class GroupCommitWriter:
         conn.execute("RELEASE job")
         return result, None
 
-    def _apply_points(
-        self, conn: sqlite3.Connection, job: _Job, claimed: dict[str, str]
-    ) -> AppendOutcome:
-        fleet_id = job.fleet_id
-        owners = self._owners
+    def _apply_points(self, conn: sqlite3.Connection, job: _Job, keys: _NewKeys) -> AppendOutcome:
+        fleet = job.fleet_id
+        vehicles, trips = self._vehicles, self._trips
         rows: list[tuple[Any, ...]] = []
-        newest: dict[str, tuple[Any, ...]] = {}
         rejected: list[Rejection] = []
-        new_vehicles: list[tuple[str, str, int]] = []
-        astuple = msgspec.structs.astuple
-        for index, point in enumerate(job.points):
-            vid = point.vehicle_id
-            owner = owners.get(vid) or claimed.get(vid)
-            if owner is None:
-                claimed[vid] = fleet_id
-                new_vehicles.append((vid, fleet_id, point.received_at))
-            elif owner != fleet_id:
+        for index, p in enumerate(job.points):
+            vid = p.vehicle_id
+            known = vehicles.get(vid) or keys.vehicles.get(vid)
+            if known is None:
+                # A vehicle id belongs to the first fleet that reports it.
+                known = (fleet, conn.execute(_CLAIM_VEHICLE, (vid, fleet, p.received_at)).lastrowid)
+                keys.vehicles[vid] = known  # type: ignore[assignment]
+            elif known[0] != fleet:  # claimed by another fleet while this batch was queued
                 rejected.append(Rejection(index, OUT_OF_SCOPE))
                 continue
-            row = astuple(point)
-            rows.append(row)
-            best = newest.get(vid)
-            if best is None or row[2] > best[2]:
-                newest[vid] = row
-        if new_vehicles:
-            conn.executemany(
-                "INSERT OR IGNORE INTO vehicles (vehicle_id, fleet_id, created_at) VALUES (?,?,?)",
-                new_vehicles,
-            )
-        before = conn.total_changes
-        conn.executemany(_INSERT_POINTS, rows)
-        inserted = conn.total_changes - before
-        conn.executemany(_UPSERT_CURRENT, newest.values())
+            trip_key = None
+            if p.trip_id is not None:
+                trip = (fleet, p.trip_id)
+                trip_key = trips.get(trip) or keys.trips.get(trip)
+                if trip_key is None:
+                    trip_key = conn.execute(_NEW_TRIP, trip).lastrowid
+                    keys.trips[trip] = trip_key  # type: ignore[assignment]
+            rows.append(
+                (p.ts, known[1], p.lat, p.lng, p.speed, p.heading, p.accuracy, p.altitude,
+                 trip_key, p.driver_id, p.engine_status, p.received_at)
+            )  # fmt: skip
+        # rowcount excludes the trigger's writes: it is exactly the rows new to the log.
+        inserted = conn.executemany(INSERT_POINT, rows).rowcount if rows else 0
         return AppendOutcome(inserted=inserted, duplicates=len(rows) - inserted, rejected=rejected)
+
+
+_CLAIM_VEHICLE = "INSERT INTO vehicles (vehicle_id, fleet_id, created_at) VALUES (?,?,?)"
+_NEW_TRIP = "INSERT INTO trip_keys (fleet_id, trip_id) VALUES (?,?)"
+
+
+class _NewKeys:
+    """Keys created in the open transaction; published to the caches only once it commits."""
+
+    __slots__ = ("trips", "vehicles")
+
+    def __init__(self) -> None:
+        self.vehicles: dict[str, tuple[str, int]] = {}
+        self.trips: dict[tuple[str, str], int] = {}
