@@ -100,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from trucktrack.api.app import create_app
+    from trucktrack.api.overload import InFlightLimit
 
     settings = load_settings({"host": args.host, "port": args.port, "data_dir": args.data_dir})
     services = bootstrap.local(settings)
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
                 settings.port,
             )
         config = uvicorn.Config(
-            create_app(services),
+            InFlightLimit(create_app(services), settings.max_inflight_requests),
             host=settings.host,
             port=settings.port,
             loop="uvloop",
@@ -119,6 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
             log_level="info",
             timeout_graceful_shutdown=10,
+            limit_concurrency=settings.max_inflight_requests * 4,  # sockets, incl. idle keep-alive
         )
         uvicorn.Server(config).run()
     finally:

@@ -18,7 +18,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Runtime configuration of one trucktrack process."""
 
     data_dir: str = "./data"
-    """Where the SQLite database, the cold Parquet tier and the object store live."""
+    """Where the SQLite database (hot tier, tokens) and the cold Parquet tier live."""
     host: str = "127.0.0.1"
     """Interface the HTTP server binds to."""
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     max_pending_points: Annotated[int, Meta(ge=1)] = 50_000
     """Points waiting for the disk beyond which ingest answers 503 with Retry-After."""
+    max_inflight_requests: Annotated[int, Meta(ge=1)] = 512
+    """HTTP requests being served at once beyond which new ones get 503 with Retry-After."""
     max_group_points: Annotated[int, Meta(ge=1)] = 20_000
     """Most points one group commit writes in a single transaction."""
     sqlite_synchronous: str = "FULL"
@@ -58,10 +60,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def cold_dir(self) -> Path:
         return Path(self.data_dir) / "cold"
-
-    @property
-    def objects_dir(self) -> Path:
-        return Path(self.data_dir) / "objects"
 
 
 ENV_PREFIX = "TRUCKTRACK_"

@@ -91,8 +91,6 @@ async def ingest_gps(request: Request, services: Services, principal: Principal)
     body = decompress(
         await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
     )
-    # received_at is stamped after the body is read and the points reach the writer's queue
-    # with no await in between: maintenance relies on that order.
     now_ms = wall_clock_ms()
     points, rejected = decode_batch(body, principal.fleet_id, now_ms, settings.max_batch_points)
     try:
