@@ -24,12 +24,12 @@ run: venv
 	$(BIN)/trucktrack serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 test: venv
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 bench: venv
 	$(BIN)/trucktrack bench ingest

@@ -8,7 +8,7 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 
 # points: the hot tier. Vehicles and trips are stored as small integer keys: text keys made every
-# insert ~2x slower (measured, see BENCHMARKS.md). The time-first key keeps appends at the end of
+# insert ~1.5x slower (benchmarks/storage_keys.py). The time-first key keeps appends at the end of
 # the B-tree as the table grows (vehicle-first keys slow inserts ~6x by 2M rows, see DESIGN.md).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vehicles (

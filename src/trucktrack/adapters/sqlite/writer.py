@@ -185,7 +185,10 @@ class GroupCommitWriter:
         with self._pending_lock:
             self._pending -= sum(job.size for job in group)
         for job, (result, error) in zip(group, results, strict=True):
-            job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+            try:
+                job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+            except RuntimeError:  # that caller's event loop is closed; the write still stands
+                log.warning("a write finished after its event loop closed")
 
     @staticmethod
     def _apply_fn(
