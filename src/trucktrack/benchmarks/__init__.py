@@ -1,0 +1,1 @@
+"""Benchmarks run by `trucktrack bench ...`; their figures go to BENCHMARKS.md."""

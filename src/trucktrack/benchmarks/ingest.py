@@ -1,0 +1,388 @@
+"""`trucktrack bench ingest`: the real server over HTTP, measured in one run.
+
+Phases, each bounded in time: (1) maximum sustained ingest with concurrent clients posting
+batches of 100 points for 10,000 vehicles, (2) an open-loop paced run at 20,000 points/s, with
+latency measured from each request's *scheduled* send time so a stalled server cannot hide its
+queueing (no coordinated omission), (3) current-location reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+
+
+class PhaseResult(msgspec.Struct):
+    name: str
+    seconds: float
+    requests: int
+    points: int
+    statuses: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def points_per_s(self) -> float:
+        return self.points / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="bench an already running server instead of starting one")
+    parser.add_argument("--token", help="admin token for --url")
+    parser.add_argument("--data-dir", help="data folder of the started server (default: temp)")
+    parser.add_argument("--vehicles", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100, help="points per request")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per ingest phase")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
+    parser.add_argument("--paced-rate", type=float, default=20_000, help="points/s of phase 2")
+    parser.add_argument("--read-duration", type=float, default=10.0, help="seconds")
+    parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the started server, e.g. TRUCKTRACK_SQLITE_SYNCHRONOUS=NORMAL",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.url:
+        if not args.token:
+            print("--url needs --token", file=sys.stderr)
+            return 2
+        results = _run_phases(args.url, args.token, args)
+    else:
+        with _server(args) as (url, token):
+            if url is None:
+                return 1
+            results = _run_phases(url, token, args)
+    report = _report(results, args)
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "a") as fh:
+            fh.write(report + "\n")
+    return 0
+
+
+# --- the server under test ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _server(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    own_dir = args.data_dir is None
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="trucktrack-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = dict(os.environ, TRUCKTRACK_BOOTSTRAP_DEMO_TOKEN="false")
+    env.update(item.split("=", 1) for item in args.server_env)
+    cli = [sys.executable, "-m", "trucktrack"]
+    token = (
+        subprocess.run(
+            [
+                *cli,
+                "token",
+                "create",
+                "--data-dir",
+                str(data_dir),
+                "--fleet",
+                "bench",
+                "--role",
+                "admin",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not _wait_ready(url, proc, timeout_s=30):
+            print(f"server did not start; see {data_dir / 'server.log'}", file=sys.stderr)
+            yield None, None
+            return
+        yield url, token
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if own_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url + "/healthz", timeout=1) as resp,
+        ):
+            if resp.status == 200:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+class _Batches:
+    """Request bodies for `vehicles` trucks: each request's points have a fresh timestamp per
+    vehicle, so nothing is a duplicate. Cheap to make: the client must not be the bottleneck."""
+
+    def __init__(self, vehicles: int, batch: int) -> None:
+        self.vehicles, self.batch = vehicles, batch
+        rng = random.Random(7)
+        self.base_ms = time.time_ns() // 10**6 - 4 * 3_600_000  # well inside the time window
+        self.coords = [(rng.uniform(8.5, 32.0), rng.uniform(69.0, 88.5)) for _ in range(vehicles)]
+        self.k = 0
+
+    def next_body(self) -> bytes:
+        self.k += 1
+        k, n, v = self.k, self.batch, self.vehicles
+        ts = self.base_ms + k
+        updates = []
+        for i in range(n):
+            vid = (k * n + i) % v
+            lat, lng = self.coords[vid]
+            updates.append(
+                {"vehicle_id": f"BENCH-{vid:05d}", "lat": lat, "lng": lng, "timestamp": ts,
+                 "speed": 52.5, "heading": 90.0, "trip_id": f"BT-{vid:05d}"}
+            )  # fmt: skip
+        return msgspec.json.encode({"updates": updates})
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
+
+
+def _result(
+    name: str, seconds: float, lat: list[float], statuses: Counter[str], points: int
+) -> PhaseResult:
+    lat.sort()
+    return PhaseResult(
+        name=name,
+        seconds=seconds,
+        requests=len(lat),
+        points=points,
+        statuses=dict(statuses),
+        p50_ms=_percentile(lat, 0.50),
+        p99_ms=_percentile(lat, 0.99),
+        max_ms=lat[-1] * 1000 if lat else 0.0,
+    )
+
+
+async def _closed_loop(
+    url: str, token: str, args: argparse.Namespace, batches: _Batches, seconds: float, name: str
+) -> PhaseResult:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    statuses: Counter[str] = Counter()
+    points = 0
+    connector = aiohttp.TCPConnector(limit=args.clients)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        end = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal points
+            while time.perf_counter() < end:
+                body = batches.next_body()
+                t = time.perf_counter()
+                try:
+                    async with session.post(url + "/tracking/gps", data=body) as resp:
+                        reply = await resp.read()
+                        statuses[str(resp.status)] += 1
+                        if resp.status == 200:
+                            points += msgspec.json.decode(reply)["processed"]
+                except aiohttp.ClientError:
+                    statuses["error"] += 1
+                lat.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(args.clients)))
+        return _result(name, time.perf_counter() - started, lat, statuses, points)
+
+
+async def _paced(url: str, token: str, args: argparse.Namespace, batches: _Batches) -> PhaseResult:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    statuses: Counter[str] = Counter()
+    points = 0
+    interval = args.batch / args.paced_rate
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def one(scheduled: float, body: bytes) -> None:
+            nonlocal points
+            try:
+                async with session.post(url + "/tracking/gps", data=body) as resp:
+                    reply = await resp.read()
+                    statuses[str(resp.status)] += 1
+                    if resp.status == 200:
+                        points += msgspec.json.decode(reply)["processed"]
+            except aiohttp.ClientError:
+                statuses["error"] += 1
+            lat.append(time.perf_counter() - scheduled)
+
+        started = time.perf_counter()
+        tasks: list[asyncio.Task[None]] = []
+        i = 0
+        while True:
+            scheduled = started + i * interval
+            if scheduled - started >= args.duration:
+                break
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled, batches.next_body())))
+            i += 1
+        await asyncio.wait(tasks, timeout=60)
+        return _result(
+            f"paced {args.paced_rate:.0f} points/s",
+            time.perf_counter() - started,
+            lat,
+            statuses,
+            points,
+        )
+
+
+async def _reads(url: str, token: str, args: argparse.Namespace, vehicles: int) -> PhaseResult:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    lat: list[float] = []
+    statuses: Counter[str] = Counter()
+    rng = random.Random(3)
+    connector = aiohttp.TCPConnector(limit=args.clients)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        end = time.perf_counter() + args.read_duration
+
+        async def client() -> None:
+            while time.perf_counter() < end:
+                vid = f"BENCH-{rng.randrange(vehicles):05d}"
+                t = time.perf_counter()
+                try:
+                    async with session.get(f"{url}/tracking/vehicle/{vid}/location") as resp:
+                        await resp.read()
+                        statuses[str(resp.status)] += 1
+                except aiohttp.ClientError:
+                    statuses["error"] += 1
+                lat.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(args.clients)))
+        return _result("current-location reads", time.perf_counter() - started, lat, statuses, 0)
+
+
+def _run_phases(url: str, token: str, args: argparse.Namespace) -> list[PhaseResult]:
+    import uvloop
+
+    async def phases() -> list[PhaseResult]:
+        batches = _Batches(args.vehicles, args.batch)
+        if args.warmup > 0:
+            await _closed_loop(url, token, args, batches, args.warmup, "warm-up")
+        results = [
+            await _closed_loop(
+                url, token, args, batches, args.duration, f"max ingest, {args.clients} clients"
+            )
+        ]
+        results.append(await _paced(url, token, args, batches))
+        if args.read_duration > 0:
+            results.append(await _reads(url, token, args, args.vehicles))
+        return results
+
+    return uvloop.run(phases())
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    mem_gib = 0.0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem_gib = int(line.split()[1]) / 1024 / 1024
+    return (
+        f"{os.cpu_count()} cores, {mem_gib:.0f} GiB RAM, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _report(results: list[PhaseResult], args: argparse.Namespace) -> str:
+    command = (
+        "trucktrack bench ingest " + " ".join(sys.argv[3:])
+        if sys.argv[1:3] == ["bench", "ingest"]
+        else "trucktrack bench ingest"
+    )
+    lines = [
+        f"### bench ingest, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `{command.strip()}`  ",
+        f"Machine: {_machine()}  ",
+        f"Load: {args.vehicles} vehicles, batches of {args.batch} points; "
+        "client and server share the machine",
+        "",
+        "| phase | seconds | requests/s | points/s | p50 ms | p99 ms | max ms | statuses |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items()))
+        points = f"{r.points_per_s:,.0f}" if r.points else "-"
+        lines.append(
+            f"| {r.name} | {r.seconds:.1f} | {r.requests_per_s:,.0f} | {points} | "
+            f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} | {statuses} |"
+        )
+    return "\n".join(lines) + "\n"
