@@ -39,7 +39,7 @@ from trucktrack.errors import BadRequest, Forbidden, Overloaded
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
-ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -56,7 +56,7 @@ def _principal(request: Request) -> Principal:
 
 
 def _checked_id(value: str, what: str) -> str:
-    if not ID.match(value):
+    if not ID.fullmatch(value):
         raise BadRequest(f"{what} must be 1-128 letters, digits or _ - . :")
     return value
 

@@ -8,17 +8,38 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from typing import Any
 
 import msgspec
 
-from trucktrack.api.schemas import GpsBatchIn, PointIn, RawBatchIn
+from trucktrack.api.schemas import ID_CHARS, GpsBatchIn, PointIn, RawBatchIn
 from trucktrack.domain.model import GpsPoint, Rejection
 from trucktrack.domain.timefmt import BadTimestamp, parse_timestamp
 from trucktrack.errors import BadRequest, PayloadTooLarge
 
 Decoded = tuple[list[tuple[int, GpsPoint]], list[Rejection]]
+_ID = re.compile(ID_CHARS)
+_GOOD_IDS: set[str] = set()  # ids that passed the check; bounded below
+_GOOD_IDS_LIMIT = 200_000
+
+
+def _bad_id_field(p: PointIn) -> str | None:
+    """The first id field of the point outside the allowed character set, if any."""
+    for name, value in (
+        ("vehicle_id", p.vehicle_id),
+        ("trip_id", p.trip_id),
+        ("driver_id", p.driver_id),
+    ):
+        if value is None or value in _GOOD_IDS:
+            continue
+        if not _ID.fullmatch(value):
+            return name
+        if len(_GOOD_IDS) >= _GOOD_IDS_LIMIT:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(value)
+    return None
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
@@ -105,6 +126,10 @@ def _reason(exc: msgspec.ValidationError) -> str:
 def _to_points(items: Any, rejected: list[Rejection], fleet_id: str, received_ms: int) -> Decoded:
     points: list[tuple[int, GpsPoint]] = []
     for index, p in items:
+        bad = _bad_id_field(p)
+        if bad is not None:
+            rejected.append(Rejection(index, f"`{bad}` may hold only letters, digits and _ - . :"))
+            continue
         ts = p.timestamp
         if ts is None:
             ts = received_ms

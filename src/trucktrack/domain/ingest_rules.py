@@ -27,8 +27,8 @@ class TimeWindow:
 OUT_OF_SCOPE = "vehicle_id is not in this token's scope"
 
 
-def scope_reason(principal: Principal, vehicle_id: str) -> str | None:
-    """Why this caller may not write points for this vehicle, or None."""
-    if not principal.may_see(vehicle_id):
+def scope_reason(principal: Principal, vehicle_id: str, owner: str | None) -> str | None:
+    """Why this caller may not write points for this vehicle (owned by fleet `owner`), or None."""
+    if not principal.may_see(vehicle_id) or (owner is not None and owner != principal.fleet_id):
         return OUT_OF_SCOPE
     return None

@@ -12,7 +12,7 @@ from trucktrack.domain.model import Principal, Role
 from trucktrack.errors import BadRequest, Unauthenticated
 from trucktrack.ports import TokenStore
 
-FLEET_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+FLEET_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 VEHICLE_ID = FLEET_ID
 TOKEN_PREFIX = "tt_"
 _CACHE_LIMIT = 10_000
@@ -38,7 +38,7 @@ class TokenService:
         label: str = "",
     ) -> str:
         """A new token for `fleet_id` with `role`; returns it in clear (the only time it is)."""
-        if not FLEET_ID.match(fleet_id):
+        if not FLEET_ID.fullmatch(fleet_id):
             raise BadRequest("fleet must be 1-64 letters, digits or _ - . :")
         try:
             parsed_role = Role(role)
@@ -47,7 +47,7 @@ class TokenService:
         scope = None
         if vehicles:
             scope = frozenset(vehicles)
-            bad = [v for v in scope if not VEHICLE_ID.match(v)]
+            bad = [v for v in scope if not VEHICLE_ID.fullmatch(v)]
             if bad:
                 raise BadRequest(f"bad vehicle ids: {', '.join(sorted(bad))}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -49,19 +49,20 @@ class IngestService:
         if not principal.may_write_points():
             raise Forbidden(f"a {principal.role.value} token cannot post positions")
         window = TimeWindow(now_ms, self._max_future_s, self._retention_days)
-        fleet = principal.fleet_id
         fleet_of = self._log.fleet_of
+        barred = {
+            v
+            for v in {p.vehicle_id for _, p in points}
+            if scope_reason(principal, v, fleet_of(v)) is not None
+        }
         indexes: list[int] = []
         accepted: list[GpsPoint] = []
         decode_rejections = len(rejected)
         rejected = list(rejected)
         for index, point in points:
-            reason = window.reason_to_reject(point.ts) or scope_reason(principal, point.vehicle_id)
-            if reason is None:
-                owner = fleet_of(point.vehicle_id)
-                if owner is not None and owner != fleet:
-                    reason = OUT_OF_SCOPE
-            if reason is not None:
+            if barred and point.vehicle_id in barred:
+                rejected.append(Rejection(index, OUT_OF_SCOPE))
+            elif (reason := window.reason_to_reject(point.ts)) is not None:
                 rejected.append(Rejection(index, reason))
             else:
                 indexes.append(index)
@@ -76,7 +77,7 @@ class IngestService:
             raise Forbidden("no point of this batch is in this token's scope")
         inserted = duplicates = 0
         if accepted:
-            outcome = await self._log.append(fleet, accepted)
+            outcome = await self._log.append(principal.fleet_id, accepted)
             inserted, duplicates = outcome.inserted, outcome.duplicates
             rejected.extend(Rejection(indexes[r.index], r.reason) for r in outcome.rejected)
         rejected.sort(key=lambda r: r.index)
