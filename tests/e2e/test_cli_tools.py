@@ -1,0 +1,57 @@
+"""`trucktrack simulate` and `trucktrack bench ingest` against a real server (short runs)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import CLI, Server, Tokens
+
+
+def test_simulate_posts_a_moving_fleet(server: Server, tokens: Tokens) -> None:
+    out = subprocess.run(
+        [*CLI, "simulate", "--url", server.url, "--token", tokens.dispatcher_a, "--vehicles", "30",
+         "--interval", "0.5", "--duration", "2", "--batch", "10", "--seed", "11"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "accepted" in last and "errors 0" in last
+    with server.client(tokens.admin_a) as c:
+        ids = [f"TRK-{i:05d}" for i in range(1, 31)]
+        bulk = c.post("/tracking/vehicles/bulk", json={"vehicle_ids": ids}).json()
+    assert len(bulk["locations"]) == 30 and bulk["missing"] == []
+
+
+def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
+    md = tmp_path / "bench.md"
+    out = subprocess.run(
+        [*CLI, "bench", "ingest", "--vehicles", "200", "--clients", "4", "--duration", "1",
+         "--warmup", "0", "--paced-rate", "2000", "--read-duration", "0.5", "--markdown", str(md)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = md.read_text()
+    assert "| max ingest, 4 clients |" in report and "| paced 2000 points/s |" in report
+    assert "current-location reads" in report
+    for line in report.splitlines():
+        if line.startswith("| max ingest") or line.startswith("| paced"):
+            assert "200: " in line and "error" not in line and "503" not in line, line
+
+
+def test_a_fresh_data_dir_prints_a_working_first_token(tmp_path: Path) -> None:
+    server = Server(tmp_path / "fresh", env={"TRUCKTRACK_BOOTSTRAP_DEMO_TOKEN": "true"}).start()
+    try:
+        log = server.log.read_text()
+        token = next(line.split("=", 1)[1] for line in log.splitlines() if "export TOKEN=" in line)
+        with server.client(token) as c:
+            r = c.post(
+                "/tracking/gps", json={"updates": [{"vehicle_id": "D1", "lat": 1, "lng": 2}]}
+            )
+        assert r.status_code == 200
+        assert "curl" in log
+        assert httpx.get(server.url + "/healthz").status_code == 200
+    finally:
+        server.stop()
