@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from trucktrack.api.app import create_app
-    from trucktrack.api.overload import InFlightLimit
+    from trucktrack.api.app import create_asgi
 
     settings = load_settings({"host": args.host, "port": args.port, "data_dir": args.data_dir})
     # The writer thread releases the GIL around every SQLite step; with Python's default 5 ms
@@ -115,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
                 settings.port,
             )
         config = uvicorn.Config(
-            InFlightLimit(create_app(services), settings.max_inflight_requests),
+            create_asgi(services),
             host=settings.host,
             port=settings.port,
             loop="uvloop",

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,29 +17,28 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
 
-from trucktrack.api.decoding import decode_batch, decompress
 from trucktrack.api.errors import EXCEPTION_HANDLERS
 from trucktrack.api.formats import trip_geojson, trip_gpx
+from trucktrack.api.ingest import GpsIngestDoor, bearer_token, ingest_batch
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
+from trucktrack.api.overload import InFlightLimit
 from trucktrack.api.schemas import (
     BulkIn,
     BulkOut,
     HistoryOut,
     IngestReply,
     LocationOut,
-    RejectionOut,
     history_point_out,
     location_out,
 )
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
 from trucktrack.domain.timefmt import BadTimestamp, parse_timestamp
-from trucktrack.errors import BadRequest, Forbidden, Overloaded
+from trucktrack.errors import BadRequest, Forbidden
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
 def _services(request: Request) -> Services:
@@ -49,10 +47,8 @@ def _services(request: Request) -> Services:
 
 
 def _principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    match = BEARER.match(header)
     services: Services = request.app.state.services
-    return services.tokens.authenticate(match.group(1) if match else None)
+    return services.tokens.authenticate(bearer_token(request.headers.get("authorization")))
 
 
 def _checked_id(value: str, what: str) -> str:
@@ -84,25 +80,8 @@ def _time_param(value: str | None, name: str) -> int | None:
     tags=["tracking"],
 )
 async def ingest_gps(request: Request, services: Services, principal: Principal) -> IngestReply:
-    started = time.perf_counter()
-    settings = services.settings
-    if not principal.may_write_points():
-        raise Forbidden(f"a {principal.role.value} token cannot post positions")
-    body = decompress(
-        await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
-    )
-    now_ms = wall_clock_ms()
-    points, rejected = decode_batch(body, principal.fleet_id, now_ms, settings.max_batch_points)
-    try:
-        result = await services.ingest.ingest(principal, points, rejected, now_ms)
-    except Overloaded:
-        services.metrics.overloaded.inc()
-        raise
-    services.metrics.ingest_latency.observe(time.perf_counter() - started)
-    return IngestReply(
-        processed=result.processed,
-        duplicates=result.duplicates,
-        rejected=[RejectionOut(r.index, r.reason) for r in result.rejected],
+    return await ingest_batch(
+        services, principal, await request.body(), request.headers.get("content-encoding")
     )
 
 
@@ -272,3 +251,9 @@ def create_app(services: Services) -> Litestar:
     )
     app.state.services = services
     return app
+
+
+def create_asgi(services: Services) -> Any:
+    """What the server runs: load shedding, then the ingest door, then the Litestar app."""
+    app = GpsIngestDoor(create_app(services), services)
+    return InFlightLimit(app, services.settings.max_inflight_requests)

@@ -35,26 +35,32 @@ HTTP_CODES = {
 }
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    details: list[object] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+def error_parts(
+    status: int, code: str, message: str, details: list[object] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
+    """Status, JSON body and headers of an error reply."""
     body = msgspec.json.encode(ErrorOut(ErrorDetail(code, message, details or [])))
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return status, body, {}
 
 
-def handle_domain_error(_: Request, exc: errors.TrucktrackError) -> Response[bytes]:
+def domain_error_parts(exc: errors.TrucktrackError) -> tuple[int, bytes, dict[str, str]]:
     status = STATUS.get(type(exc), 400)
-    headers: dict[str, str] = {}
+    _, body, headers = error_parts(status, exc.code, exc.message, exc.details)
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="trucktrack"'
-    return error_response(status, exc.code, exc.message, exc.details, headers)
+    return status, body, headers
+
+
+def _response(parts: tuple[int, bytes, dict[str, str]]) -> Response[bytes]:
+    status, body, headers = parts
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def handle_domain_error(_: Request, exc: errors.TrucktrackError) -> Response[bytes]:
+    return _response(domain_error_parts(exc))
 
 
 def handle_http_error(_: Request, exc: HTTPException) -> Response[bytes]:
@@ -66,12 +72,13 @@ def handle_http_error(_: Request, exc: HTTPException) -> Response[bytes]:
         if isinstance(exc, ValidationException)
         else HTTP_CODES.get(exc.status_code, "error")
     )
-    return error_response(exc.status_code, code, exc.detail, details, exc.headers)
+    status, body, headers = error_parts(exc.status_code, code, exc.detail, details)
+    return _response((status, body, {**headers, **(exc.headers or {})}))
 
 
 def handle_unexpected(_: Request, exc: Exception) -> Response[bytes]:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal", "internal server error")
+    return _response(error_parts(500, "internal", "internal server error"))
 
 
 EXCEPTION_HANDLERS = {

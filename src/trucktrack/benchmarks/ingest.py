@@ -66,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="environment for the started server, e.g. TRUCKTRACK_SQLITE_SYNCHRONOUS=NORMAL",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE[,NAME=VALUE]",
+        help="also run every phase against a server started with this environment, reported "
+        "side by side with the default (repeatable), "
+        "e.g. 'gil 5ms:TRUCKTRACK_SWITCH_INTERVAL_S=0.005'",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -75,10 +84,13 @@ def main(args: argparse.Namespace) -> int:
             return 2
         results = _run_phases(args.url, args.token, args)
     else:
-        with _server(args) as (url, token):
-            if url is None:
-                return 1
-            results = _run_phases(url, token, args)
+        results = []
+        for label, env in [("", {}), *(_parse_variant(v) for v in args.variant)]:
+            with _server(args, env) as (url, token):
+                if url is None:
+                    return 1
+                for r in _run_phases(url, token, args):
+                    results.append(msgspec.structs.replace(r, name=f"{label}{r.name}"))
     report = _report(results, args)
     print(report)
     if args.markdown:
@@ -87,17 +99,24 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    label, _, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    return f"[{label}] ", env
+
+
 # --- the server under test ---------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _server(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    own_dir = args.data_dir is None
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="trucktrack-bench-"))
+def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    own_dir = args.data_dir is None or bool(extra_env)  # variants always get a fresh folder
+    data_dir = Path(tempfile.mkdtemp(prefix="trucktrack-bench-") if own_dir else args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = dict(os.environ, TRUCKTRACK_BOOTSTRAP_DEMO_TOKEN="false")
     env.update(item.split("=", 1) for item in args.server_env)
+    env.update(extra_env)
     cli = [sys.executable, "-m", "trucktrack"]
     token = (
         subprocess.run(
