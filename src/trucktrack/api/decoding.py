@@ -125,11 +125,19 @@ def _reason(exc: msgspec.ValidationError) -> str:
 
 def _to_points(items: Any, rejected: list[Rejection], fleet_id: str, received_ms: int) -> Decoded:
     points: list[tuple[int, GpsPoint]] = []
+    good = _GOOD_IDS
     for index, p in items:
-        bad = _bad_id_field(p)
-        if bad is not None:
-            rejected.append(Rejection(index, f"`{bad}` may hold only letters, digits and _ - . :"))
-            continue
+        trip, driver = p.trip_id, p.driver_id
+        if (
+            p.vehicle_id not in good
+            or (trip is not None and trip not in good)
+            or (driver is not None and driver not in good)
+        ):
+            bad = _bad_id_field(p)
+            if bad is not None:
+                reason = f"`{bad}` may hold only letters, digits and _ - . :"
+                rejected.append(Rejection(index, reason))
+                continue
         ts = p.timestamp
         if ts is None:
             ts = received_ms
