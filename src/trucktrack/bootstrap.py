@@ -39,6 +39,7 @@ class Services:
     reads: ReadConnections
 
     def close(self) -> None:
+        """Write what is queued and release the files; safe to call twice."""
         self.writer.close()
         self.reads.close()
 

@@ -122,7 +122,6 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
             log_level="info",
             timeout_graceful_shutdown=10,
-            limit_concurrency=settings.max_inflight_requests * 4,  # sockets, incl. idle keep-alive
         )
         uvicorn.Server(config).run()
     finally:

@@ -214,6 +214,9 @@ def create_app(services: Services) -> Litestar:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            # Drain the write queue here: uvicorn re-raises SIGTERM once it returns, which
+            # would end the process before the caller's own cleanup runs.
+            await asyncio.to_thread(services.close)
 
     app = Litestar(
         route_handlers=[

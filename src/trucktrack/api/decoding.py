@@ -62,6 +62,13 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
 def decode_batch(body: bytes, fleet_id: str, received_ms: int, max_points: int) -> Decoded:
     """Points of a `{"updates": [...]}` body as (batch index, GpsPoint), plus the rejections."""
     try:
+        return _decode_batch(body, fleet_id, received_ms, max_points)
+    except (RecursionError, UnicodeDecodeError):
+        raise BadRequest("body is not valid UTF-8 JSON (or nests too deep)") from None
+
+
+def _decode_batch(body: bytes, fleet_id: str, received_ms: int, max_points: int) -> Decoded:
+    try:
         batch = msgspec.json.decode(body, type=GpsBatchIn)
     except msgspec.ValidationError:
         return _decode_one_by_one(body, fleet_id, received_ms, max_points)
@@ -83,6 +90,8 @@ def _decode_one_by_one(body: bytes, fleet_id: str, received_ms: int, max_points:
         raw = msgspec.json.decode(body, type=RawBatchIn)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"body must be an object with an `updates` list: {exc}") from None
+    except msgspec.DecodeError:  # malformed after the first bad point, or NaN literals
+        return _decode_lenient_json(body, fleet_id, received_ms, max_points)
     _check_count(len(raw.updates), max_points)
     good: list[tuple[int, PointIn]] = []
     rejected: list[Rejection] = []
@@ -91,6 +100,7 @@ def _decode_one_by_one(body: bytes, fleet_id: str, received_ms: int, max_points:
             good.append((index, msgspec.json.decode(item, type=PointIn)))
         except msgspec.ValidationError as exc:
             rejected.append(Rejection(index, _reason(exc)))
+
     return _to_points(good, rejected, fleet_id, received_ms)
 
 
@@ -99,7 +109,7 @@ def _decode_lenient_json(body: bytes, fleet_id: str, received_ms: int, max_point
     point (with their index) instead of failing the whole batch."""
     try:
         doc: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         raise BadRequest("body is not valid JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("updates"), list):
         raise BadRequest("body must be an object with an `updates` list")

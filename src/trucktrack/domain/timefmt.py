@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 UTC = dt.UTC
+# Year 1970 to 9999: anything else is a mistake, and beyond int64 storage would overflow.
+MIN_MS = 0
+MAX_MS = 253_402_300_799_999
 
 
 class BadTimestamp(ValueError):
@@ -20,10 +23,14 @@ def parse_timestamp(value: int | float | str) -> int:
             raise BadTimestamp(f"timestamp {value!r} is not ISO-8601") from exc
         if parsed.tzinfo is None:
             raise BadTimestamp("timestamp must carry a UTC offset (e.g. 'Z' or '+05:30')")
-        return round(parsed.timestamp() * 1000)
-    if value != value or value in (float("inf"), float("-inf")):
+        ms = round(parsed.timestamp() * 1000)
+    elif value != value or value in (float("inf"), float("-inf")):
         raise BadTimestamp("timestamp must be a finite number")
-    return round(value)
+    else:
+        ms = round(value)
+    if not MIN_MS <= ms <= MAX_MS:
+        raise BadTimestamp("timestamp is out of range (epoch milliseconds from 1970 to 9999)")
+    return ms
 
 
 def format_ms(ms: int) -> str:

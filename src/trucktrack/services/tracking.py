@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import msgspec
 
 from trucktrack.domain.model import GpsPoint, Principal
+from trucktrack.domain.timefmt import MAX_MS, MIN_MS
 from trucktrack.errors import BadRequest, NotFound
 from trucktrack.ports import ColdPointStore, CurrentLocations, PointLog
 
@@ -34,6 +35,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         ts, vehicle_id = msgspec.json.decode(raw, type=tuple[int, str])
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise BadRequest("cursor is not one this server issued") from None
+    if not MIN_MS <= ts <= MAX_MS or len(vehicle_id) > 64:
+        raise BadRequest("cursor is not one this server issued")
     return ts, vehicle_id
 
 
@@ -71,6 +74,14 @@ class TrackingService:
         missing = [v for v in dict.fromkeys(vehicle_ids) if v not in fresh]
         return fresh, missing
 
+    def _trip_exists(self, principal: Principal, trip_id: str) -> bool:
+        """Whether the trip has any point this caller may see, in either tier."""
+        query = dict(from_ms=0, to_ms=MAX_TIME_MS, after=None, limit=1, vehicles=principal.vehicles)
+        return bool(
+            self._log.trip_points(principal.fleet_id, trip_id, **query)  # type: ignore[arg-type]
+            or self._cold.trip_points(principal.fleet_id, trip_id, **query)  # type: ignore[arg-type]
+        )
+
     def trip_history(
         self,
         principal: Principal,
@@ -103,6 +114,6 @@ class TrackingService:
             if len(merged) > limit:
                 break
         page, more = merged[:limit], len(merged) > limit
-        if not page and after is None and from_ms is None and to_ms is None:
+        if not page and after is None and not self._trip_exists(principal, trip_id):
             raise NotFound(f"no points for trip {trip_id!r}")
         return TripHistoryPage(page, encode_cursor(page[-1]) if more else None)
