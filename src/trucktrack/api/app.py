@@ -258,5 +258,7 @@ def create_app(services: Services) -> Litestar:
 
 def create_asgi(services: Services) -> Any:
     """What the server runs: load shedding, then the ingest door, then the Litestar app."""
-    app = GpsIngestDoor(create_app(services), services)
+    app: Any = create_app(services)
+    if services.settings.ingest_door:
+        app = GpsIngestDoor(app, services)
     return InFlightLimit(app, services.settings.max_inflight_requests)
