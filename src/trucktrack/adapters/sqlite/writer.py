@@ -12,7 +12,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,10 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 class GroupCommitWriter:
-    """Owns the only write connection; everything that changes the database goes through it."""
+    """Owns the connection that writes points; every point, key and deletion goes through it.
+
+    (Tokens are written directly: rare, and often from another process, `trucktrack token`.)
+    """
 
     def __init__(
         self,
@@ -76,7 +78,6 @@ class GroupCommitWriter:
         self._trips: dict[tuple[str, str], int] = {}  # (fleet_id, trip_id) -> trip_key
         self._checkpointer: _Checkpointer
         self.commits = 0
-        self.last_commit_s = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,10 +138,6 @@ class GroupCommitWriter:
         self._queue.put(_Job(loop, future, fn=fn))
         return await future
 
-    def run_sync[T](self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`run` for callers without an event loop (CLI commands, tests)."""
-        return asyncio.run(self.run(fn))
-
     # --- the writer thread -----------------------------------------------------------------
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
@@ -168,7 +165,6 @@ class GroupCommitWriter:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
-        started = time.perf_counter()
         results: list[tuple[Any, BaseException | None]] = []
         keys = _NewKeys()
         try:
@@ -188,7 +184,6 @@ class GroupCommitWriter:
             error = StorageUnavailable(f"could not write to the database: {exc}")
             results = [(None, error)] * len(group)
         self.commits += 1
-        self.last_commit_s = time.perf_counter() - started
         with self._pending_lock:
             self._pending -= sum(job.size for job in group)
         for job, (result, error) in zip(group, results, strict=True):
