@@ -33,9 +33,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`trucktrack <args>` in a subprocess, output captured as text."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`trucktrack <args>` in a subprocess (extra environment `env`), output captured as text."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def create_token(data_dir: Path, fleet: str, role: str, *vehicles: str) -> str:
@@ -78,7 +86,9 @@ class Server:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"server not ready in {ready_within_s} s: {self.log.read_text()[-2000:]}")
+        raise RuntimeError(
+            f"server not ready in {ready_within_s} s: {self.log.read_text()[-2000:]}"
+        )
 
     @property
     def pid(self) -> int:

@@ -73,7 +73,9 @@ def test_good_points_are_kept_and_bad_ones_named_by_index(a: httpx.Client, uid: 
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["processed"], body["duplicates"]) == (2, 0)
-    assert [x["index"] for x in body["rejected"]] == [i for i in range(len(batch)) if i not in (0, 13)]
+    assert [x["index"] for x in body["rejected"]] == [
+        i for i in range(len(batch)) if i not in (0, 13)
+    ]
     rejected = rejected_by_index(r)
     expected_words = {
         1: "lat", 2: "vehicle_id", 3: "lng", 4: "engine_status", 5: "vehicle_id", 6: "speed",
@@ -162,11 +164,6 @@ def test_nan_infinity_and_overflow_reject_only_their_point(a: httpx.Client, uid:
     assert (loc["timestamp_ms"], loc["lat"], loc["lng"]) == (t + 4, 1.0, 2.0)
 
 
-@pytest.mark.xfail(
-    reason="BUG: api/decoding.py _decode_one_by_one catches only msgspec.ValidationError; a NaN "
-    "after a point that fails validation raises msgspec.DecodeError there -> 500",
-    strict=True,
-)
 def test_nan_after_an_invalid_point_rejects_only_those_points(a: httpx.Client, uid: str) -> None:
     """GIVEN a batch whose first point has a wrong type and whose second has lat NaN
     THEN both are rejected by index and the third is stored (200, not 500)."""
@@ -204,11 +201,6 @@ def test_batch_shape_errors_are_400(a: httpx.Client, body: bytes) -> None:
     assert_error(post_raw(a, body), 400, "bad_request")
 
 
-@pytest.mark.xfail(
-    reason="BUG: api/decoding.py lets msgspec.DecodeError (after a point failing validation), "
-    "RecursionError (deep nesting) and UnicodeDecodeError (invalid UTF-8) escape -> 500",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -302,8 +294,13 @@ def test_gzip_body_is_accepted(a: httpx.Client, uid: str, encoding: str) -> None
 
 @pytest.mark.parametrize(
     ("body", "encoding"),
-    [(b"not gzip", "gzip"), (gzip.compress(b'{"updates": [')[:-8], "gzip"), (b"{}", "br"),
-     (b"{}", "deflate"), (b"{}", "gzip, br")],  # fmt: skip
+    [
+        (b"not gzip", "gzip"),
+        (gzip.compress(b'{"updates": [')[:-8], "gzip"),
+        (b"{}", "br"),
+        (b"{}", "deflate"),
+        (b"{}", "gzip, br"),
+    ],
     ids=["not-gzip", "truncated-gzip", "br", "deflate", "two-codings"],
 )
 def test_bad_or_unsupported_encodings_are_400(a: httpx.Client, body: bytes, encoding: str) -> None:
@@ -375,8 +372,13 @@ def test_out_of_order_points_are_stored_but_never_move_the_location_back(
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-     {"Authorization": "Bearer"}, {"Authorization": "tt_abc"}],  # fmt: skip
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "tt_abc"},
+    ],
     ids=["none", "unknown", "basic", "empty-bearer", "no-scheme"],
 )
 def test_no_token_or_a_bad_token_is_401(server: Server, headers: dict[str, str]) -> None:
@@ -481,3 +483,55 @@ def test_the_trailing_slash_route_behaves_the_same(a: httpx.Client, uid: str) ->
     assert_error(a.post("/tracking/gps/", content=b"nope", headers=JSON), 400, "bad_request")
     unauth = httpx.post(str(a.base_url) + "/tracking/gps/", json={"updates": []})
     assert_error(unauth, 401, "unauthenticated")
+
+
+GOOD = b'{"vehicle_id": "FZ-%s", "lat": 1, "lng": 2}'
+
+
+def _with(fields: bytes) -> bytes:
+    """A batch of one point with these extra fields (raw JSON), then a good point."""
+    return (
+        b'{"updates": [{"vehicle_id": "FZ", "lat": 1, "lng": 2, ' + fields + b"}, " + GOOD + b"]}"
+    )
+
+
+NASTY_BODIES = [  # (body, status, how many items `updates` holds)
+    (b'{"updates": [{"vehicle_id": "FZ", "lng": 2, "lat": 1' + b"0" * 400 + b"}]}", 200, 1),
+    (_with(b'"timestamp": 1' + b"0" * 5000), 200, 2),
+    (_with(b'"timestamp": -1e400'), 200, 2),
+    (_with(b'"timestamp": 18446744073709551616'), 200, 2),
+    (_with(b'"timestamp": "0001-01-01T00:00:00+23:59"'), 200, 2),
+    (_with(b'"timestamp": "+275760-09-13T00:00:00Z"'), 200, 2),
+    (_with(b'"x": NaN'), 200, 2),
+    (_with(b'"engine_status": NaN'), 200, 2),
+    (_with(b'"driver_id": "D\\u0000"'), 200, 2),
+    (_with(b'"lat": "x"'), 200, 2),
+    (b'{"updates": [' + b"NaN, 1e999, null, true, " * 10 + GOOD + b"]}", 200, 41),
+    (b'{"updates": [' + b"{}," * 999 + b"{}]}", 200, 1000),
+    (b'{"updates": [' + b"[" * 900 + b"]" * 900 + b"]}", 200, 1),
+    (b'{"updates": [' + GOOD + b'], "extra": NaN}', 200, 1),
+    (b'{"updates": [' + GOOD + b'], "updates": 5}', 400, 0),
+    (b'{"updates": [{"vehicle_id": "\xff\xfe", "lat": 1, "lng": 2}, {"lat": NaN}]}', 400, 0),
+    (b"\x00\x01\x02", 400, 0),
+    (b"null", 400, 0),
+    (b'"updates"', 400, 0),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "n"), NASTY_BODIES, ids=range(len(NASTY_BODIES)))
+def test_nasty_bodies_get_an_answer_not_a_server_error(
+    a: httpx.Client, uid: str, body: bytes, status: int, n: int
+) -> None:
+    """Odd numbers, odd times, odd JSON: a 200 accounts for every item (stored or rejected by
+    index), anything else is a 400 with the error envelope; never a 500."""
+    body = body.replace(b"FZ-%s", f"FZ-{uid}".encode())
+    r = post_raw(a, body)
+    if status == 400:
+        assert_error(r, 400, "bad_request")
+        return
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    indexes = [x["index"] for x in reply["rejected"]]
+    assert indexes == sorted(set(indexes)) and all(0 <= i < n for i in indexes)
+    assert reply["processed"] + len(indexes) == n
+    assert all(x["reason"] for x in reply["rejected"])
