@@ -126,6 +126,11 @@ class FakeColdStore:
     def days(self) -> list[dt.date]:
         return sorted(self.by_day)
 
+    def stored_keys(self, fleet_id: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        held = {(p.vehicle_id, p.ts) for pts in self.by_day.values() for p in pts
+                if p.fleet_id == fleet_id}  # fmt: skip
+        return held & set(keys)
+
     def drop_days_before(self, day: dt.date) -> list[dt.date]:
         dropped = [d for d in self.days() if d < day]
         for d in dropped:

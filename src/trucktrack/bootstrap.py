@@ -81,9 +81,11 @@ def local(settings: Settings) -> Services:
         tokens=TokenService(SqliteTokenStore(settings.db_path, reads), settings.token_cache_s),
         ingest=IngestService(
             log,
+            cold,
             metrics,
             max_future_s=settings.max_future_s,
             retention_days=settings.retention_days,
+            hot_window_h=settings.hot_window_h,
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
         maintenance=Maintenance(

@@ -103,6 +103,10 @@ class ColdPointStore(Protocol):
 
     def days(self) -> list[dt.date]: ...
 
+    def stored_keys(self, fleet_id: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (vehicle_id, ts) the cold tier holds for the fleet."""
+        ...
+
     def drop_days_before(self, day: dt.date) -> list[dt.date]:
         """Delete whole day partitions older than `day`; returns the days dropped."""
         ...

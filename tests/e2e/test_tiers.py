@@ -6,7 +6,6 @@ import json
 import subprocess
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import CLI, Server, history, now_ms, point
 
@@ -46,12 +45,6 @@ def test_history_spans_hot_and_cold_tiers(server: Server, a: httpx.Client, uid: 
     assert gpx.text.count("<trkpt") == 51
 
 
-@pytest.mark.xfail(
-    reason="BUG: a retried batch whose day was already moved to Parquet is inserted into SQLite "
-    "again: the reply says duplicates 0 (the writer's INSERT OR IGNORE only sees the hot tier), "
-    "and the next maintenance writes a second copy to the cold tier",
-    strict=True,
-)
 def test_a_retry_of_points_already_in_the_cold_tier_is_a_duplicate(
     server: Server, a: httpx.Client, uid: str
 ) -> None:

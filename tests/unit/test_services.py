@@ -36,8 +36,13 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-def ingest(log: FakePointLog, metrics: Metrics) -> IngestService:
-    return IngestService(log, metrics, max_future_s=300, retention_days=30)
+def cold() -> FakeColdStore:
+    return FakeColdStore()
+
+
+@pytest.fixture
+def ingest(log: FakePointLog, cold: FakeColdStore, metrics: Metrics) -> IngestService:
+    return IngestService(log, cold, metrics, max_future_s=300, retention_days=30, hot_window_h=24)
 
 
 def test_ingest_stores_good_points_and_merges_rejections_in_index_order(
@@ -58,6 +63,16 @@ def test_ingest_counts_duplicates(ingest: IngestService, metrics: Metrics) -> No
     again = run(ingest.ingest(ADMIN, batch, [], NOW))
     assert (again.processed, again.duplicates) == (2, 2)
     assert metrics.registry.get_sample_value("gps_duplicate_points_total") == 2
+
+
+def test_a_retry_of_points_already_moved_cold_counts_as_duplicates(
+    ingest: IngestService, log: FakePointLog, cold: FakeColdStore
+) -> None:
+    old = gps("V1", NOW - 3 * DAY_MS)
+    cold.write_day(day_of(old.ts), [old])
+    result = run(ingest.ingest(ADMIN, [(0, old), (1, gps("V1", NOW - 3 * DAY_MS + 1))], [], NOW))
+    assert (result.processed, result.duplicates) == (2, 1)
+    assert set(log.points) == {("V1", NOW - 3 * DAY_MS + 1)}
 
 
 def test_ingest_refuses_viewers_and_out_of_scope_batches(ingest: IngestService) -> None:

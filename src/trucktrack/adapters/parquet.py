@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trucktrack.domain.model import GpsPoint
-from trucktrack.domain.timefmt import day_start_ms
+from trucktrack.domain.timefmt import day_of, day_start_ms
 
 SCHEMA = pa.schema(
     [
@@ -76,6 +76,27 @@ class ParquetColdStore:
                 except ValueError:
                     continue
         return sorted(found)
+
+    def stored_keys(self, fleet_id: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        wanted: dict[dt.date, list[tuple[str, int]]] = {}
+        days = set(self.days())
+        for vid, ts in keys:
+            day = day_of(ts)
+            if day in days:
+                wanted.setdefault(day, []).append((vid, ts))
+        found: set[tuple[str, int]] = set()
+        for day, day_keys in wanted.items():
+            expr = (
+                (pc.field("fleet_id") == fleet_id)
+                & pc.field("vehicle_id").isin(sorted({v for v, _ in day_keys}))
+                & pc.field("ts").isin(sorted({t for _, t in day_keys}))
+            )
+            for f in self._day_dir(day).glob("part-*.parquet"):
+                table = pq.read_table(f, columns=["vehicle_id", "ts"], filters=expr)
+                found.update(
+                    zip(table["vehicle_id"].to_pylist(), table["ts"].to_pylist(), strict=True)
+                )
+        return found & set(keys)
 
     def drop_days_before(self, day: dt.date) -> list[dt.date]:
         dropped = [d for d in self.days() if d < day]

@@ -39,6 +39,8 @@ from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+VEHICLE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+EPOCH_MS = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also takes '²'.
 
 
 def _services(request: Request) -> Services:
@@ -51,9 +53,10 @@ def _principal(request: Request) -> Principal:
     return services.tokens.authenticate(bearer_token(request.headers.get("authorization")))
 
 
-def _checked_id(value: str, what: str) -> str:
-    if not ID.fullmatch(value):
-        raise BadRequest(f"{what} must be 1-128 letters, digits or _ - . :")
+def _checked_id(value: str, what: str, pattern: re.Pattern[str] = ID) -> str:
+    if not pattern.fullmatch(value):
+        longest = 64 if pattern is VEHICLE_ID else 128
+        raise BadRequest(f"{what} must be 1-{longest} letters, digits or _ - . :")
     return value
 
 
@@ -61,7 +64,7 @@ def _time_param(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return parse_timestamp(int(value) if value.lstrip("-").isdigit() else value)
+        return parse_timestamp(int(value) if EPOCH_MS.fullmatch(value) else value)
     except BadTimestamp as exc:
         raise BadRequest(f"`{name}`: {exc}") from None
 
@@ -96,7 +99,9 @@ async def vehicle_location(
     vehicle_id: str, services: Services, principal: Principal
 ) -> LocationOut:
     now = wall_clock_ms()
-    point = services.tracking.location(principal, _checked_id(vehicle_id, "vehicle_id"), now)
+    point = services.tracking.location(
+        principal, _checked_id(vehicle_id, "vehicle_id", VEHICLE_ID), now
+    )
     return location_out(point, now)
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE, TimeWindow, scope_reason
 from trucktrack.domain.model import GpsPoint, IngestResult, Principal, Rejection
 from trucktrack.errors import Forbidden
 from trucktrack.metrics import Metrics
-from trucktrack.ports import PointLog
+from trucktrack.ports import ColdPointStore, PointLog
 
 
 def wall_clock_ms() -> int:
@@ -22,20 +23,19 @@ class IngestService:
     def __init__(
         self,
         log: PointLog,
+        cold: ColdPointStore,
         metrics: Metrics,
         *,
         max_future_s: float,
         retention_days: float,
-        clock: Callable[[], int] = wall_clock_ms,
+        hot_window_h: float,
     ) -> None:
         self._log = log
+        self._cold = cold
         self._metrics = metrics
         self._max_future_s = max_future_s
         self._retention_days = retention_days
-        self._clock = clock
-
-    def now_ms(self) -> int:
-        return self._clock()
+        self._hot_window_ms = int(hot_window_h * 3_600_000)
 
     async def ingest(
         self,
@@ -76,9 +76,13 @@ class IngestService:
             self._metrics.points_rejected(len(rejected))
             raise Forbidden("no point of this batch is in this token's scope")
         inserted = duplicates = 0
+        if any(p.ts < now_ms - self._hot_window_ms for p in accepted):
+            indexes, accepted, duplicates = await self._drop_cold_repeats(
+                principal.fleet_id, indexes, accepted, now_ms
+            )
         if accepted:
             outcome = await self._log.append(principal.fleet_id, accepted)
-            inserted, duplicates = outcome.inserted, outcome.duplicates
+            inserted, duplicates = outcome.inserted, duplicates + outcome.duplicates
             rejected.extend(Rejection(indexes[r.index], r.reason) for r in outcome.rejected)
         rejected.sort(key=lambda r: r.index)
         self._metrics.points_stored(inserted, duplicates)
@@ -86,3 +90,16 @@ class IngestService:
         return IngestResult(
             processed=inserted + duplicates, duplicates=duplicates, rejected=rejected
         )
+
+    async def _drop_cold_repeats(
+        self, fleet_id: str, indexes: list[int], points: list[GpsPoint], now_ms: int
+    ) -> tuple[list[int], list[GpsPoint], int]:
+        """A point older than the hot window may already have moved to the cold tier (a retry
+        after a long outage): such points count as duplicates instead of being stored again."""
+        old = [(p.vehicle_id, p.ts) for p in points if p.ts < now_ms - self._hot_window_ms]
+        stored = await asyncio.to_thread(self._cold.stored_keys, fleet_id, old)
+        if not stored:
+            return indexes, points, 0
+        keep = [(i, p) for i, p in zip(indexes, points, strict=True)
+                if (p.vehicle_id, p.ts) not in stored]  # fmt: skip
+        return [i for i, _ in keep], [p for _, p in keep], len(points) - len(keep)
