@@ -102,9 +102,6 @@ def _serve(args: argparse.Namespace) -> int:
     from trucktrack.api.app import create_asgi
 
     settings = load_settings({"host": args.host, "port": args.port, "data_dir": args.data_dir})
-    # The writer thread releases the GIL around every SQLite step; with Python's default 5 ms
-    # switch interval it then waits up to 5 ms for the busy event loop each time (BENCHMARKS.md).
-    sys.setswitchinterval(settings.switch_interval_s)
     services = bootstrap.local(settings)
     try:
         if settings.bootstrap_demo_token and not services.tokens.has_any():

@@ -48,11 +48,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sqlite_synchronous: str = "FULL"
     """SQLite `synchronous` pragma: FULL makes every acknowledged point survive power loss."""
 
-    ingest_door: bool = True
-    """Serve POST /tracking/gps straight from ASGI in front of the framework (less CPU a batch)."""
-    switch_interval_s: Annotated[float, Meta(gt=0, le=0.1)] = 0.001
-    """Python's GIL switch interval in the server (default 5 ms is slow for the writer thread)."""
-
     token_cache_s: Annotated[float, Meta(ge=0)] = 10.0
     """How long a verified token is trusted before it is looked up again (revocation delay)."""
     bootstrap_demo_token: bool = True

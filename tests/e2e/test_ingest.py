@@ -472,8 +472,8 @@ def test_a_token_made_while_the_server_runs_works_at_once(server: Server, uid: s
 
 
 def test_the_trailing_slash_route_behaves_the_same(a: httpx.Client, uid: str) -> None:
-    """POST /tracking/gps/ (served by the framework route, not the fast door) gives the same
-    replies: stored points, rejections by index, 401 and 400 envelopes."""
+    """POST /tracking/gps/ gives the same replies: stored points, rejections by index, 401 and
+    400 envelopes."""
     t = now_ms() - 1000
     v = f"TS-{uid}"
     r = a.post("/tracking/gps/", json={"updates": [point(v, t, lat=99), point(v, t)]})

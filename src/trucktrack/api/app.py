@@ -19,7 +19,7 @@ from litestar.params import Parameter
 
 from trucktrack.api.errors import EXCEPTION_HANDLERS
 from trucktrack.api.formats import trip_geojson, trip_gpx
-from trucktrack.api.ingest import GpsIngestDoor, bearer_token, ingest_batch
+from trucktrack.api.ingest import bearer_token, ingest_batch
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
 from trucktrack.api.schemas import (
@@ -262,8 +262,5 @@ def create_app(services: Services) -> Litestar:
 
 
 def create_asgi(services: Services) -> Any:
-    """What the server runs: load shedding, then the ingest door, then the Litestar app."""
-    app: Any = create_app(services)
-    if services.settings.ingest_door:
-        app = GpsIngestDoor(app, services)
-    return InFlightLimit(app, services.settings.max_inflight_requests)
+    """What the server runs: load shedding in front of the Litestar app."""
+    return InFlightLimit(create_app(services), services.settings.max_inflight_requests)

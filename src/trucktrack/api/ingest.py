@@ -1,9 +1,6 @@
-"""POST /tracking/gps, the hot path: one function shared by the Litestar route and a lean door.
+"""POST /tracking/gps: turn one request body into stored points and a per-point reply.
 
-At tens of thousands of points per second the framework's per-request work (routing, dependency
-injection, response building) was about a third of the event loop's time, so `GpsIngestDoor`
-serves this one route straight from ASGI in front of Litestar. Both call `ingest_batch`; the
-Litestar route documents the operation in OpenAPI and serves it when the door is not mounted.
+Kept apart from the route so that other device entry points (MQTT next) reuse it as it is.
 """
 
 from __future__ import annotations
@@ -11,16 +8,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
 
 import msgspec
 
 from trucktrack.api.decoding import decode_batch, decompress
-from trucktrack.api.errors import domain_error_parts, error_parts
 from trucktrack.api.schemas import IngestReply, RejectionOut
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal
-from trucktrack.errors import Forbidden, Overloaded, PayloadTooLarge, TrucktrackError
+from trucktrack.errors import Forbidden, Overloaded
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -55,59 +50,3 @@ async def ingest_batch(
         duplicates=result.duplicates,
         rejected=[RejectionOut(r.index, r.reason) for r in result.rejected],
     )
-
-
-class GpsIngestDoor:
-    """ASGI wrapper serving POST /tracking/gps itself and passing everything else on."""
-
-    def __init__(self, app: Any, services: Services) -> None:
-        self.app = app
-        self.services = services
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/tracking/gps" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            principal = self.services.tokens.authenticate(
-                bearer_token(headers.get("authorization"))
-            )
-            body = await _read_body(receive, headers, self.services.settings.max_body_bytes)
-            if body is None:
-                return  # the client went away
-            reply = await ingest_batch(
-                self.services, principal, body, headers.get("content-encoding")
-            )
-            status, payload, extra = 200, _encode(reply), {}
-        except TrucktrackError as exc:
-            status, payload, extra = domain_error_parts(exc)
-        except Exception:
-            log.exception("unhandled error in POST /tracking/gps")
-            status, payload, extra = error_parts(500, "internal", "internal server error")
-        raw_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in extra.items()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": payload})
-
-
-async def _read_body(receive: Any, headers: dict[str, str], max_bytes: int) -> bytes | None:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
