@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import platform
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -382,7 +383,7 @@ def _machine() -> str:
 
 def _report(results: list[PhaseResult], args: argparse.Namespace) -> str:
     command = (
-        "trucktrack bench ingest " + " ".join(sys.argv[3:])
+        "trucktrack bench ingest " + shlex.join(sys.argv[3:])
         if sys.argv[1:3] == ["bench", "ingest"]
         else "trucktrack bench ingest"
     )
