@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -224,20 +225,52 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1000
 
 
-def _result(
-    name: str, seconds: float, lat: list[float], statuses: Counter[str], points: int
-) -> PhaseResult:
-    lat.sort()
-    return PhaseResult(
-        name=name,
-        seconds=seconds,
-        requests=len(lat),
-        points=points,
-        statuses=dict(statuses),
-        p50_ms=_percentile(lat, 0.50),
-        p99_ms=_percentile(lat, 0.99),
-        max_ms=lat[-1] * 1000 if lat else 0.0,
-    )
+class _Tally:
+    """Latencies, statuses and acknowledged points of one phase."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.statuses: Counter[str] = Counter()
+        self.points = 0
+
+    async def post(self, session: Any, url: str, body: bytes, since: float) -> None:
+        """POST one batch; latency counts from `since` (the scheduled time, when paced)."""
+        import aiohttp
+
+        try:
+            async with session.post(url + "/tracking/gps", data=body) as resp:
+                reply = await resp.read()
+                self.statuses[str(resp.status)] += 1
+                if resp.status == 200:
+                    self.points += msgspec.json.decode(reply)["processed"]
+        except aiohttp.ClientError:
+            self.statuses["error"] += 1
+        self.latencies.append(time.perf_counter() - since)
+
+    async def get(self, session: Any, url: str) -> None:
+        import aiohttp
+
+        since = time.perf_counter()
+        try:
+            async with session.get(url) as resp:
+                await resp.read()
+                self.statuses[str(resp.status)] += 1
+        except aiohttp.ClientError:
+            self.statuses["error"] += 1
+        self.latencies.append(time.perf_counter() - since)
+
+    def result(self, name: str, seconds: float) -> PhaseResult:
+        lat = sorted(self.latencies)
+        return PhaseResult(
+            name=name,
+            seconds=seconds,
+            requests=len(lat),
+            points=self.points,
+            statuses=dict(self.statuses),
+            p50_ms=_percentile(lat, 0.50),
+            p99_ms=_percentile(lat, 0.99),
+            max_ms=lat[-1] * 1000 if lat else 0.0,
+        )
 
 
 async def _closed_loop(
@@ -246,56 +279,28 @@ async def _closed_loop(
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    lat: list[float] = []
-    statuses: Counter[str] = Counter()
-    points = 0
+    tally = _Tally()
     connector = aiohttp.TCPConnector(limit=args.clients)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         end = time.perf_counter() + seconds
 
         async def client() -> None:
-            nonlocal points
             while time.perf_counter() < end:
-                body = batches.next_body()
-                t = time.perf_counter()
-                try:
-                    async with session.post(url + "/tracking/gps", data=body) as resp:
-                        reply = await resp.read()
-                        statuses[str(resp.status)] += 1
-                        if resp.status == 200:
-                            points += msgspec.json.decode(reply)["processed"]
-                except aiohttp.ClientError:
-                    statuses["error"] += 1
-                lat.append(time.perf_counter() - t)
+                await tally.post(session, url, batches.next_body(), time.perf_counter())
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(args.clients)))
-        return _result(name, time.perf_counter() - started, lat, statuses, points)
+        return tally.result(name, time.perf_counter() - started)
 
 
 async def _paced(url: str, token: str, args: argparse.Namespace, batches: _Batches) -> PhaseResult:
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    lat: list[float] = []
-    statuses: Counter[str] = Counter()
-    points = 0
+    tally = _Tally()
     interval = args.batch / args.paced_rate
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def one(scheduled: float, body: bytes) -> None:
-            nonlocal points
-            try:
-                async with session.post(url + "/tracking/gps", data=body) as resp:
-                    reply = await resp.read()
-                    statuses[str(resp.status)] += 1
-                    if resp.status == 200:
-                        points += msgspec.json.decode(reply)["processed"]
-            except aiohttp.ClientError:
-                statuses["error"] += 1
-            lat.append(time.perf_counter() - scheduled)
-
         started = time.perf_counter()
         tasks: list[asyncio.Task[None]] = []
         i = 0
@@ -306,44 +311,32 @@ async def _paced(url: str, token: str, args: argparse.Namespace, batches: _Batch
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(scheduled, batches.next_body())))
+            tasks.append(
+                asyncio.create_task(tally.post(session, url, batches.next_body(), scheduled))
+            )
             i += 1
         await asyncio.wait(tasks, timeout=60)
-        return _result(
-            f"paced {args.paced_rate:.0f} points/s",
-            time.perf_counter() - started,
-            lat,
-            statuses,
-            points,
-        )
+        return tally.result(f"paced {args.paced_rate:.0f} points/s", time.perf_counter() - started)
 
 
 async def _reads(url: str, token: str, args: argparse.Namespace, vehicles: int) -> PhaseResult:
     import aiohttp
 
-    headers = {"Authorization": f"Bearer {token}"}
-    lat: list[float] = []
-    statuses: Counter[str] = Counter()
+    tally = _Tally()
     rng = random.Random(3)
     connector = aiohttp.TCPConnector(limit=args.clients)
+    headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         end = time.perf_counter() + args.read_duration
 
         async def client() -> None:
             while time.perf_counter() < end:
                 vid = f"BENCH-{rng.randrange(vehicles):05d}"
-                t = time.perf_counter()
-                try:
-                    async with session.get(f"{url}/tracking/vehicle/{vid}/location") as resp:
-                        await resp.read()
-                        statuses[str(resp.status)] += 1
-                except aiohttp.ClientError:
-                    statuses["error"] += 1
-                lat.append(time.perf_counter() - t)
+                await tally.get(session, f"{url}/tracking/vehicle/{vid}/location")
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(args.clients)))
-        return _result("current-location reads", time.perf_counter() - started, lat, statuses, 0)
+        return tally.result("current-location reads", time.perf_counter() - started)
 
 
 def _run_phases(url: str, token: str, args: argparse.Namespace) -> list[PhaseResult]:
