@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,41 +118,51 @@ def test_data_and_ownership_survive_a_reopen(tmp_path: Path) -> None:
 
 def test_a_full_write_queue_refuses_more_work(tmp_path: Path) -> None:
     services = bootstrap.local(Settings(data_dir=str(tmp_path), max_pending_points=100))
-    release = threading.Event()
     log = log_of(services)
+    # Another connection holds the write lock, so the writer's first group cannot commit.
+    lock = sqlite3.connect(tmp_path / "trucktrack.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
 
     async def go() -> None:
-        blocker = asyncio.create_task(services.writer.run(lambda conn: release.wait(10)))
-        await asyncio.sleep(0.05)  # the writer is now inside the blocking job
         first = asyncio.create_task(log.append("f1", [gps("V1", NOW + i) for i in range(80)]))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert services.writer.pending_points == 80
         with pytest.raises(Overloaded):
             await log.append("f1", [gps("V1", NOW + 100 + i) for i in range(30)])
-        release.set()
-        await blocker
+        lock.execute("COMMIT")
         assert (await first).inserted == 80
+        assert services.writer.pending_points == 0
 
     try:
         asyncio.run(go())
     finally:
-        release.set()
+        if lock.in_transaction:
+            lock.execute("COMMIT")
+        lock.close()
         services.close()
+
+
+def explode(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM points")
+    raise ValueError("boom")
 
 
 def test_a_failing_job_does_not_sink_its_group(services: Services) -> None:
     log = log_of(services)
 
-    def boom(conn: object) -> None:
-        raise ValueError("boom")
-
     async def go() -> None:
-        failing = services.writer.run(boom)
+        await log.append("f1", [gps("V0", NOW)])
+        failing = services.writer.run(explode)
         ok = log.append("f1", [gps("V1", NOW)])
         results = await asyncio.gather(failing, ok, return_exceptions=True)
         assert isinstance(results[0], ValueError)
         assert results[1].inserted == 1  # type: ignore[union-attr]
 
     asyncio.run(go())
+    # The failed job's own change was rolled back, the others' kept.
+    assert services.tracking.location(Principal("f1", Role.ADMIN), "V0", NOW).ts == NOW
+    with pytest.raises(Exception, match="pickle"):
+        asyncio.run(services.writer.run(lambda conn: None))
 
 
 def test_tokens_made_elsewhere_are_found(tmp_path: Path) -> None:

@@ -134,24 +134,10 @@ class SqlitePointLog:
         return self._writer.owner_of(vehicle_id)
 
     async def delete_between(self, from_ms: int, to_ms: int) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM points WHERE ts >= ? AND ts < ?", [from_ms, to_ms]
-            ).rowcount
-
-        return await self._writer.run(delete)
+        return await self._writer.run(_delete_between, from_ms, to_ms)
 
     async def delete_points(self, points: Sequence[GpsPoint]) -> int:
-        keys = [(p.ts, p.vehicle_id) for p in points]
-
-        def delete(conn: sqlite3.Connection) -> int:
-            return conn.executemany(
-                "DELETE FROM points WHERE ts = ? "
-                "AND vkey = (SELECT vkey FROM vehicles WHERE vehicle_id = ?)",
-                keys,
-            ).rowcount
-
-        return await self._writer.run(delete)
+        return await self._writer.run(_delete_points, [(p.ts, p.vehicle_id) for p in points])
 
 
 class SqliteCurrentLocations:
@@ -162,10 +148,7 @@ class SqliteCurrentLocations:
         self._reads = reads
 
     async def forget_older_than(self, ts_ms: int) -> int:
-        def forget(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount
-
-        return await self._writer.run(forget)
+        return await self._writer.run(_forget_locations_before, ts_ms)
 
     def get(self, fleet_id: str, vehicle_id: str) -> GpsPoint | None:
         found = self.get_many(fleet_id, [vehicle_id])
@@ -243,3 +226,22 @@ class SqliteTokenStore:
 
     def count(self) -> int:
         return int(self._reads.get().execute("SELECT count(*) FROM tokens").fetchone()[0])
+
+
+# Write operations run in the writer process, so they are module-level functions.
+
+
+def _delete_between(conn: sqlite3.Connection, from_ms: int, to_ms: int) -> int:
+    return conn.execute("DELETE FROM points WHERE ts >= ? AND ts < ?", [from_ms, to_ms]).rowcount
+
+
+def _delete_points(conn: sqlite3.Connection, keys: list[tuple[int, str]]) -> int:
+    return conn.executemany(
+        "DELETE FROM points WHERE ts = ? "
+        "AND vkey = (SELECT vkey FROM vehicles WHERE vehicle_id = ?)",
+        keys,
+    ).rowcount
+
+
+def _forget_locations_before(conn: sqlite3.Connection, ts_ms: int) -> int:
+    return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount

@@ -1,20 +1,31 @@
-"""The single SQLite writer: a thread that commits many requests' points in one transaction.
+"""The single SQLite writer: a process of its own that commits many requests' points at once.
 
 Requests hand their points to the writer and wait; the writer takes everything queued (up to a
-bound), writes it in one transaction, commits (fsync with synchronous=FULL) and only then wakes the
-requests up. One fsync serves every request of the group, so durability costs little per point.
+bound), writes it in one transaction, commits (fsync with synchronous=FULL) and only then answers
+the requests. One fsync serves every request of the group, so durability costs little per point.
+
+The writer runs in a child process so that it has a core and a GIL of its own: as a thread it
+shared the GIL with the event loop and lost up to a third of its speed waiting for it at every
+row (benchmarks/group_commit.py). Batches cross as msgpack; the child dies with its parent (it
+sees the pipe close), after committing what it had already received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import multiprocessing
+import pickle
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from trucktrack.adapters.sqlite.schema import INSERT_POINT, connect
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE
@@ -23,24 +34,17 @@ from trucktrack.errors import Overloaded, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
+_APPEND, _CALL = b"A", b"C"
+_Batch = tuple[int, str, list[GpsPoint]]
+_encode_batch = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(_Batch).decode
 
-class _Job:
-    __slots__ = ("fleet_id", "fn", "future", "loop", "points", "size")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        fleet_id: str = "",
-        points: Sequence[GpsPoint] = (),
-        fn: Callable[[sqlite3.Connection], Any] | None = None,
-    ) -> None:
-        self.loop = loop
-        self.future = future
-        self.fleet_id = fleet_id
-        self.points = points
-        self.size = len(points)
-        self.fn = fn
+class _Waiting:
+    __slots__ = ("future", "loop", "size")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], size: int):
+        self.loop, self.future, self.size = loop, future, size
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -53,7 +57,7 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 class GroupCommitWriter:
-    """Owns the connection that writes points; every point, key and deletion goes through it.
+    """The server's handle on the writer process; every point, key and deletion goes through it.
 
     (Tokens are written directly: rare, and often from another process, `trucktrack token`.)
     """
@@ -70,45 +74,52 @@ class GroupCommitWriter:
         self._synchronous = synchronous
         self._max_pending = max_pending_points
         self._max_group = max_group_points
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._vehicles: dict[str, tuple[str, int]] = {}  # vehicle_id -> (fleet_id, vkey)
-        self._trips: dict[tuple[str, str], int] = {}  # (fleet_id, trip_id) -> trip_key
-        self._checkpointer: _Checkpointer
+        self._lock = threading.Lock()
+        self._waiting: dict[int, _Waiting] = {}
+        self._ids = itertools.count(1)
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._owners: dict[str, str] = {}  # vehicle_id -> fleet_id, for callers' quick checks
+        self._broken: StorageUnavailable | None = None
+        self._process: Any = None
+        self._threads: list[threading.Thread] = []
         self.commits = 0
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        conn = connect(self._path, synchronous=self._synchronous)
-        # Copying the WAL back into the database took a quarter of the writer's time when done in
-        # its commits; the checkpointer thread does it beside it, without the GIL.
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = _Checkpointer(self._path)
-        self._checkpointer.start()
-        self._vehicles = {
-            vid: (fleet, vkey)
-            for vkey, vid, fleet in conn.execute("SELECT vkey, vehicle_id, fleet_id FROM vehicles")
-        }
-        self._trips = {
-            (fleet, trip): key
-            for key, fleet, trip in conn.execute(
-                "SELECT trip_key, fleet_id, trip_id FROM trip_keys"
-            )
-        }
-        self._thread = threading.Thread(
-            target=self._run, args=(conn,), name="sqlite-writer", daemon=True
+        reader = connect(self._path, readonly=True)
+        try:
+            self._owners = dict(reader.execute("SELECT vehicle_id, fleet_id FROM vehicles"))
+        finally:
+            reader.close()
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        requests_out, requests_in = ctx.Pipe(duplex=False)
+        replies_out, replies_in = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=_writer_main,
+            args=(requests_out, replies_in, str(self._path), self._synchronous, self._max_group),
+            name="trucktrack-writer",
+            daemon=True,
         )
-        self._thread.start()
+        self._process.start()
+        requests_out.close()
+        replies_in.close()
+        self._threads = [
+            threading.Thread(target=self._send, args=(requests_in,), daemon=True),
+            threading.Thread(target=self._receive, args=(replies_out,), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def close(self) -> None:
-        """Finish everything queued, then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-            self._checkpointer.stop()
+        """Finish everything queued, then stop; safe to call twice."""
+        if self._process is None:
+            return
+        self._outbox.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._process.join(timeout=60)
+        self._process = None
 
     # --- the requests' side ----------------------------------------------------------------
     @property
@@ -117,63 +128,172 @@ class GroupCommitWriter:
 
     def owner_of(self, vehicle_id: str) -> str | None:
         """The fleet a vehicle id belongs to, if any fleet has claimed it yet."""
-        known = self._vehicles.get(vehicle_id)
-        return None if known is None else known[0]
+        return self._owners.get(vehicle_id)
 
     async def append(self, fleet_id: str, points: Sequence[GpsPoint]) -> AppendOutcome:
         n = len(points)
-        with self._pending_lock:
+        with self._lock:
             if self._pending and self._pending + n > self._max_pending:
                 raise Overloaded("the write queue is full")
             self._pending += n
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[AppendOutcome] = loop.create_future()
-        self._queue.put(_Job(loop, future, fleet_id=fleet_id, points=points))
-        return await asyncio.shield(future)
+        job_id = next(self._ids)
+        message = _APPEND + _encode_batch((job_id, fleet_id, list(points)))
+        future = self._expect(job_id, n)
+        self._outbox.put(message)
+        outcome: AppendOutcome = await asyncio.shield(future)
+        return outcome
 
-    async def run[T](self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` inside a write transaction of the writer thread and return its result."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(loop, future, fn=fn))
-        return await future
+    async def run[T](self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in a write transaction of the writer and return its result.
+        `fn` must be importable (a module-level function): it runs in the writer process."""
+        job_id = next(self._ids)
+        message = _CALL + pickle.dumps((job_id, fn, args))  # fails here if fn is not importable
+        future = self._expect(job_id, 0)
+        self._outbox.put(message)
+        result: T = await future
+        return result
 
-    # --- the writer thread -----------------------------------------------------------------
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _expect(self, job_id: int, size: int) -> asyncio.Future[Any]:
+        if self._broken is not None:
+            with self._lock:
+                self._pending -= size
+            raise self._broken
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._waiting[job_id] = _Waiting(loop, future, size)
+        return future
+
+    def _send(self, pipe: Connection) -> None:
+        try:
+            while (message := self._outbox.get()) is not None:
+                pipe.send_bytes(message)
+        except OSError:
+            log.exception("the writer process is gone")
+        finally:
+            pipe.close()  # the writer drains what it has and exits
+
+    def _receive(self, pipe: Connection) -> None:
         try:
             while True:
-                job = self._queue.get()
-                if job is None:
-                    return
-                group = [job]
-                size = job.size
-                stop = False
-                while size < self._max_group:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    group.append(nxt)
-                    size += nxt.size
-                self._commit(conn, group)
-                if stop:
-                    return
+                job_id, result, error, claimed, commits = pickle.loads(pipe.recv_bytes())
+                self._owners.update(claimed)
+                self.commits = commits
+                self._settle(job_id, result, error)
+        except EOFError:
+            pass
         finally:
-            conn.close()
+            pipe.close()
+            self._broken = StorageUnavailable("the database writer has stopped")
+            with self._lock:
+                orphans = list(self._waiting)
+            for job_id in orphans:
+                self._settle(job_id, None, self._broken)
 
-    def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _settle(self, job_id: int, result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            waiting = self._waiting.pop(job_id, None)
+            if waiting is None:
+                return
+            self._pending -= waiting.size
+        try:
+            waiting.loop.call_soon_threadsafe(_resolve, waiting.future, result, error)
+        except RuntimeError:  # that caller's event loop is closed; the write still stands
+            log.warning("a write finished after its event loop closed")
+
+
+# --- the writer process ----------------------------------------------------------------------
+
+
+def _writer_main(
+    requests: Connection, replies: Connection, path: str, synchronous: str, max_group: int
+) -> None:
+    conn = connect(Path(path), synchronous=synchronous)
+    # Copying the WAL back into the database is done beside the commits, not inside them.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    checkpointer = _Checkpointer(Path(path))
+    checkpointer.start()
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                inbox.put(requests.recv_bytes())
+        except (EOFError, OSError):
+            inbox.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    engine = _Engine(conn, replies)
+    try:
+        engine.run(inbox, max_group)
+    finally:
+        conn.close()
+        checkpointer.stop()
+        replies.close()
+
+
+class _Job:
+    __slots__ = ("args", "fleet_id", "fn", "job_id", "points")
+
+    def __init__(self, message: bytes) -> None:
+        self.fn: Callable[..., Any] | None = None
+        self.points: list[GpsPoint] = []
+        self.fleet_id = ""
+        self.args: tuple[Any, ...] = ()
+        if message[:1] == _APPEND:
+            self.job_id, self.fleet_id, self.points = _decode_batch(message[1:])
+        else:
+            self.job_id, self.fn, self.args = pickle.loads(message[1:])
+
+
+class _Engine:
+    """The writer loop: groups queued jobs, applies them in one transaction, replies."""
+
+    def __init__(self, conn: sqlite3.Connection, replies: Connection) -> None:
+        self._conn = conn
+        self._replies = replies
+        self._vehicles: dict[str, tuple[str, int]] = {
+            vid: (fleet, vkey)
+            for vkey, vid, fleet in conn.execute("SELECT vkey, vehicle_id, fleet_id FROM vehicles")
+        }
+        self._trips: dict[tuple[str, str], int] = {
+            (fleet, trip): key
+            for key, fleet, trip in conn.execute(
+                "SELECT trip_key, fleet_id, trip_id FROM trip_keys"
+            )
+        }
+        self._commits = 0
+
+    def run(self, inbox: queue.SimpleQueue[bytes | None], max_group: int) -> None:
+        while (message := inbox.get()) is not None:
+            group = [_Job(message)]
+            size = len(group[0].points)
+            stop = False
+            while size < max_group:
+                try:
+                    nxt = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(_Job(nxt))
+                size += len(group[-1].points)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Job]) -> None:
+        conn = self._conn
         results: list[tuple[Any, BaseException | None]] = []
         keys = _NewKeys()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
                 if job.fn is not None:
-                    results.append(self._apply_fn(conn, job.fn))
+                    results.append(self._apply_fn(job.fn, job.args))
                 else:
-                    results.append((self._apply_points(conn, job, keys), None))
+                    results.append((self._apply_points(job, keys), None))
             conn.execute("COMMIT")
             self._vehicles.update(keys.vehicles)
             self._trips.update(keys.trips)
@@ -183,22 +303,25 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK")
             error = StorageUnavailable(f"could not write to the database: {exc}")
             results = [(None, error)] * len(group)
-        self.commits += 1
-        with self._pending_lock:
-            self._pending -= sum(job.size for job in group)
+            keys = _NewKeys()
+        self._commits += 1
+        claimed = {vid: fleet for vid, (fleet, _) in keys.vehicles.items()}
         for job, (result, error) in zip(group, results, strict=True):
             try:
-                job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
-            except RuntimeError:  # that caller's event loop is closed; the write still stands
-                log.warning("a write finished after its event loop closed")
+                reply = pickle.dumps((job.job_id, result, error, claimed, self._commits))
+            except Exception:  # an unpicklable result or error: say so rather than hang
+                failure = StorageUnavailable(f"writer job {job.fn!r} gave an unpicklable result")
+                reply = pickle.dumps((job.job_id, None, failure, claimed, self._commits))
+            self._replies.send_bytes(reply)
+            claimed = {}
 
-    @staticmethod
     def _apply_fn(
-        conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]
-    ) -> tuple[Any, BaseException | None]:
+        self, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[Any, Exception | None]:
+        conn = self._conn
         conn.execute("SAVEPOINT job")
         try:
-            result = fn(conn)
+            result = fn(conn, *args)
         except Exception as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
@@ -206,7 +329,8 @@ class GroupCommitWriter:
         conn.execute("RELEASE job")
         return result, None
 
-    def _apply_points(self, conn: sqlite3.Connection, job: _Job, keys: _NewKeys) -> AppendOutcome:
+    def _apply_points(self, job: _Job, keys: _NewKeys) -> AppendOutcome:
+        conn = self._conn
         fleet = job.fleet_id
         vehicles, trips = self._vehicles, self._trips
         rows: list[tuple[Any, ...]] = []
