@@ -13,7 +13,7 @@ from tests.fakes import gps
 from trucktrack import bootstrap
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
-from trucktrack.errors import Overloaded
+from trucktrack.errors import Overloaded, StorageUnavailable
 from trucktrack.settings import Settings
 
 NOW = 1_795_000_000_000
@@ -172,3 +172,23 @@ def test_tokens_made_elsewhere_are_found(tmp_path: Path) -> None:
         assert running.tokens.authenticate(token).fleet_id == "f9"
     finally:
         running.close()
+
+
+def test_a_dead_writer_process_makes_writes_fail_fast(tmp_path: Path) -> None:
+    services = bootstrap.local(Settings(data_dir=str(tmp_path)))
+    try:
+        services.writer._process.kill()
+        services.writer._process.join()
+
+        async def go() -> None:
+            for _ in range(50):  # the receiver notices the closed pipe within moments
+                try:
+                    await log_of(services).append("f1", [gps("V1", NOW)])
+                except StorageUnavailable:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("writes kept succeeding with no writer")
+
+        asyncio.run(go())
+    finally:
+        services.close()

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import pickle
 import queue
+import signal
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -154,13 +155,12 @@ class GroupCommitWriter:
         return result
 
     def _expect(self, job_id: int, size: int) -> asyncio.Future[Any]:
-        if self._broken is not None:
-            with self._lock:
-                self._pending -= size
-            raise self._broken
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
+        with self._lock:  # the same lock as the sweep in _receive: no job can slip between
+            if self._broken is not None:
+                self._pending -= size
+                raise self._broken
             self._waiting[job_id] = _Waiting(loop, future, size)
         return future
 
@@ -184,8 +184,8 @@ class GroupCommitWriter:
             pass
         finally:
             pipe.close()
-            self._broken = StorageUnavailable("the database writer has stopped")
             with self._lock:
+                self._broken = StorageUnavailable("the database writer has stopped")
                 orphans = list(self._waiting)
             for job_id in orphans:
                 self._settle(job_id, None, self._broken)
@@ -208,6 +208,10 @@ class GroupCommitWriter:
 def _writer_main(
     requests: Connection, replies: Connection, path: str, synchronous: str, max_group: int
 ) -> None:
+    # Ctrl-C at a terminal reaches the whole process group: the writer must not die with work
+    # in hand. It stops when its parent closes the pipe, after writing everything received.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = connect(Path(path), synchronous=synchronous)
     # Copying the WAL back into the database is done beside the commits, not inside them.
     conn.execute("PRAGMA wal_autocheckpoint=0")
