@@ -38,8 +38,7 @@ from trucktrack.errors import BadRequest, Forbidden
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
-ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-VEHICLE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ID_BY_LENGTH = {n: re.compile(f"[A-Za-z0-9_.:-]{{1,{n}}}") for n in (64, 128)}
 EPOCH_MS = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also takes '²'.
 
 
@@ -53,9 +52,8 @@ def _principal(request: Request) -> Principal:
     return services.tokens.authenticate(bearer_token(request.headers.get("authorization")))
 
 
-def _checked_id(value: str, what: str, pattern: re.Pattern[str] = ID) -> str:
-    if not pattern.fullmatch(value):
-        longest = 64 if pattern is VEHICLE_ID else 128
+def _checked_id(value: str, what: str, longest: int = 128) -> str:
+    if not ID_BY_LENGTH[longest].fullmatch(value):
         raise BadRequest(f"{what} must be 1-{longest} letters, digits or _ - . :")
     return value
 
@@ -99,9 +97,7 @@ async def vehicle_location(
     vehicle_id: str, services: Services, principal: Principal
 ) -> LocationOut:
     now = wall_clock_ms()
-    point = services.tracking.location(
-        principal, _checked_id(vehicle_id, "vehicle_id", VEHICLE_ID), now
-    )
+    point = services.tracking.location(principal, _checked_id(vehicle_id, "vehicle_id", 64), now)
     return location_out(point, now)
 
 
