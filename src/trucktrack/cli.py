@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = bench_sub.add_parser("ingest", help="HTTP ingest and read throughput and latency")
     bench_ingest.add_arguments(ingest)
+    from trucktrack.benchmarks import geofence as bench_geofence
+
+    fences = bench_sub.add_parser("geofence", help="fence membership: indexed vs naive loop")
+    bench_geofence.add_arguments(fences)
     return parser
 
 
@@ -87,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
+            from trucktrack.benchmarks import geofence as bench_geofence
             from trucktrack.benchmarks import ingest as bench_ingest
 
-            return bench_ingest.main(args)
+            runner = bench_geofence if args.bench_command == "geofence" else bench_ingest
+            return runner.main(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)
         return 2

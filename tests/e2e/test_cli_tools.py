@@ -41,6 +41,17 @@ def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
             assert "200: " in line and "error" not in line and "503" not in line, line
 
 
+def test_bench_geofence_compares_index_and_naive_loop() -> None:
+    out = subprocess.run(
+        [*CLI, "bench", "geofence", "--fences", "300", "--vehicles", "200", "--rounds", "2",
+         "--naive-seconds", "0.5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "| GeofenceIndex: containing + crossed (STRtree) |" in out.stdout
+    assert "| naive: every fence per point" in out.stdout and "ratio:" in out.stdout
+
+
 def test_a_fresh_data_dir_prints_a_working_first_token(tmp_path: Path) -> None:
     server = Server(tmp_path / "fresh", env={"TRUCKTRACK_BOOTSTRAP_DEMO_TOKEN": "true"}).start()
     try:
