@@ -1,0 +1,92 @@
+"""Enter, exit and cross events from membership, on hand-made tracks with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trucktrack.domain.fence_transitions import Fix, MembershipState, Transition, step
+from trucktrack.domain.geofence import GeofenceIndex, circle, corridor
+from trucktrack.simulation import destination
+
+PUNE = (18.5204, 73.8567)
+T0 = 1_795_000_000_000
+S = 1000
+
+
+def track(*metres_east: float, every_s: int = 10, start: int = T0) -> list[Fix]:
+    """Fixes along a line going east from 1 km west of Pune, one every `every_s` seconds."""
+    fixes = []
+    for i, m in enumerate(metres_east):
+        lat, lng = destination(PUNE[0], PUNE[1], 90, m - 1000)
+        fixes.append(Fix(start + i * every_s * S, lat, lng))
+    return fixes
+
+
+def run(index: GeofenceIndex, fixes: list[Fix], state: MembershipState | None = None,
+        dwell: dict[str, int] | None = None, active: frozenset[str] | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    state = state or MembershipState(last_ts=T0 - 1, known=frozenset(index.fence_ids))
+    lat = np.array([f.lat for f in fixes])
+    lng = np.array([f.lng for f in fixes])
+    prev = fixes[:1] + fixes[:-1]  # each fix's segment starts at the fix before it
+    crossed = index.crossed(
+        np.array([p.lng for p in prev]), np.array([p.lat for p in prev]), lng, lat
+    )
+    return step(
+        state, fixes, index.containing(lng, lat), crossed,
+        active if active is not None else frozenset(index.fence_ids), dwell or {},
+    )  # fmt: skip
+
+
+DEPOT = GeofenceIndex([("depot", circle(PUNE[0], PUNE[1], 300))])
+
+
+def test_driving_through_a_circle_enters_then_exits() -> None:
+    state, events = run(DEPOT, track(0, 500, 900, 1000, 1100, 1500, 2000))
+    assert [(e.kind, e.fence_id) for e in events] == [
+        (Transition.ENTER, "depot"), (Transition.EXIT, "depot"),
+    ]  # fmt: skip
+    assert events[0].ts == T0 + 20 * S and events[1].ts == T0 + 50 * S
+    assert state.inside == {} and state.pending == {}
+
+
+def test_a_flapping_edge_is_debounced() -> None:
+    # Around the fence edge (700 m from the start): in, out, in, out, each for 10 s only.
+    flaps = track(600, 710, 690, 710, 690, 650, every_s=10)
+    _, events = run(DEPOT, flaps, dwell={"depot": 30 * S})
+    assert events == []
+    held = track(600, 710, 800, 900, 1000, 1000, every_s=10)
+    _, events = run(DEPOT, held, dwell={"depot": 30 * S})
+    assert [(e.kind, e.ts) for e in events] == [(Transition.ENTER, T0 + 10 * S)]
+
+
+def test_a_sparse_fix_jumping_over_a_corridor_is_a_cross() -> None:
+    lat0, lng0 = destination(PUNE[0], PUNE[1], 0, -5000)
+    lat1, lng1 = destination(PUNE[0], PUNE[1], 0, 5000)
+    road = GeofenceIndex([("road", corridor([[lng0, lat0], [lng1, lat1]], 100))])
+    _, events = run(road, track(0, 2000))  # 2 km apart, the road in between
+    assert [(e.kind, e.fence_id) for e in events] == [(Transition.CROSS, "road")]
+
+
+def test_retries_and_late_fixes_change_nothing() -> None:
+    fixes = track(0, 500, 900, 1000)
+    state, events = run(DEPOT, fixes)
+    assert [e.kind for e in events] == [Transition.ENTER]
+    again, repeat = run(DEPOT, fixes, state)
+    assert repeat == [] and again == state
+
+
+def test_a_new_fence_around_a_parked_truck_is_not_an_entry() -> None:
+    parked = track(1000, 1000, 1000)
+    empty = GeofenceIndex([])
+    state, _ = run(empty, parked[:1], MembershipState(last_ts=T0 - 1))
+    state, events = run(DEPOT, parked[1:], state)
+    assert events == [] and "depot" in state.inside
+    state, events = run(DEPOT, track(1000, 2000, start=T0 + 60 * S), state)
+    assert [e.kind for e in events] == [Transition.EXIT]
+
+
+def test_a_deleted_fence_ends_without_an_exit() -> None:
+    state, _ = run(DEPOT, track(0, 1000))
+    assert "depot" in state.inside
+    state, events = run(DEPOT, track(2000, start=T0 + 60 * S), state, active=frozenset())
+    assert events == [] and state.inside == {}
