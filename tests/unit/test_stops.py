@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from trucktrack.domain.stops import StopEventKind, StopFix, StopRules, StopState, distance_m, step
+from trucktrack.domain.geo import distance_m
+from trucktrack.domain.stops import StopEventKind, StopFix, StopRules, StopState, step
 from trucktrack.simulation import destination
 
 T0 = 1_795_000_000_000

@@ -16,7 +16,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-EARTH_RADIUS_M = 6_371_008.8
+from trucktrack.domain.geo import EARTH_RADIUS_M
+
 MAX_VERTICES = 10_000
 CIRCLE_SEGMENTS = 64
 

@@ -9,13 +9,12 @@ every fence where stopping is allowed raises one "unexpected stop" once it passe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from enum import StrEnum
 
 import msgspec
 
-EARTH_RADIUS_M = 6_371_008.8
+from trucktrack.domain.geo import distance_m
 
 
 class StopRules(msgspec.Struct, frozen=True):
@@ -59,16 +58,6 @@ class StopFix(msgspec.Struct, frozen=True, array_like=True):
     lng: float
     speed_kmh: float
     in_stop_allowed_fence: bool = False
-
-
-def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
 
 
 def step(
