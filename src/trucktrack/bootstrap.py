@@ -15,12 +15,14 @@ from trucktrack.adapters.sqlite.schema import create_schema
 from trucktrack.adapters.sqlite.store import (
     ReadConnections,
     SqliteCurrentLocations,
+    SqliteGeofenceStore,
     SqlitePointLog,
     SqliteTokenStore,
 )
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.metrics import Metrics
 from trucktrack.services.auth import TokenService
+from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.tracking import TrackingService
@@ -34,6 +36,7 @@ class Services:
     tokens: TokenService
     ingest: IngestService
     tracking: TrackingService
+    geofences: GeofenceService
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -88,6 +91,7 @@ def local(settings: Settings) -> Services:
             hot_window_h=settings.hot_window_h,
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
+        geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
         maintenance=Maintenance(
             log,
             cold,

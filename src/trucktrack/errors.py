@@ -34,6 +34,12 @@ class NotFound(TrucktrackError):
     code = "not_found"
 
 
+class Unprocessable(TrucktrackError):
+    """Well-formed but unusable, e.g. a self-intersecting fence polygon."""
+
+    code = "unprocessable"
+
+
 class Overloaded(TrucktrackError):
     """Too much work queued; the caller should retry after a short pause."""
 

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import msgspec
 
+from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 
 
@@ -120,3 +121,28 @@ class TokenStore(Protocol):
     def find(self, token_hash: str) -> Principal | None: ...
 
     def count(self) -> int: ...
+
+
+class GeofenceStore(Protocol):
+    """Fences by (fleet, id)."""
+
+    async def put(self, fence: Geofence) -> None:
+        """Create or replace."""
+        ...
+
+    async def delete(self, fleet_id: str, geofence_id: str) -> bool: ...
+
+    def get(self, fleet_id: str, geofence_id: str) -> Geofence | None: ...
+
+    def list(
+        self,
+        fleet_id: str,
+        *,
+        active: bool | None,
+        kind: str | None,
+        name: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Geofence]:
+        """Fences in id order after `after`, filtered; `name` matches a substring."""
+        ...

@@ -19,6 +19,7 @@ from litestar.params import Parameter
 
 from trucktrack.api.errors import EXCEPTION_HANDLERS
 from trucktrack.api.formats import trip_geojson, trip_gpx
+from trucktrack.api.geofences import geofence_router
 from trucktrack.api.ingest import bearer_token, ingest_batch
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
@@ -225,6 +226,7 @@ def create_app(services: Services) -> Litestar:
             vehicle_location,
             bulk_locations,
             trip_history,
+            geofence_router,
             healthz,
             metrics,
             openapi_json,

@@ -19,6 +19,7 @@ STATUS = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.PayloadTooLarge: 413,
+    errors.Unprocessable: 422,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
 }
@@ -30,6 +31,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "too_many_requests",
     503: "unavailable",
 }

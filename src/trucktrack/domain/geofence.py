@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from enum import StrEnum
+from typing import Annotated
 
+import msgspec
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -24,6 +27,84 @@ CIRCLE_SEGMENTS = 64
 
 class BadGeometry(ValueError):
     """A fence shape that cannot be used, with the reason."""
+
+
+class FenceKind(StrEnum):
+    CIRCULAR = "circular"
+    POLYGON = "polygon"
+    CORRIDOR = "corridor"
+
+
+HourMinute = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class FenceRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a fence means for the trucks near it."""
+
+    alert_on_entry: bool = True
+    alert_on_exit: bool = True
+    restricted: bool = False
+    """Being inside is a violation (e.g. a city no-entry zone for trucks)."""
+    restricted_hours: list[tuple[HourMinute, HourMinute]] | None = None
+    """Local [from, to] "HH:MM" windows when `restricted` applies; None: always."""
+    speed_limit_kmh: Annotated[float, msgspec.Meta(gt=0, le=300)] | None = None
+    stop_allowed: bool = False
+    """Depots, dhabas, fuel stations: stops inside are authorised."""
+    max_dwell_min: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    min_dwell_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 0.0
+    """Debounce: a change of inside/outside must hold this long before it counts."""
+    vehicle_ids: list[str] | None = None
+    trip_ids: list[str] | None = None
+
+
+class Geofence(msgspec.Struct, frozen=True, kw_only=True):
+    """A fence as stored: GeoJSON geometry in [lng, lat], sizes in metres."""
+
+    geofence_id: str
+    fleet_id: str
+    name: str
+    kind: FenceKind
+    geometry: dict[str, object]
+    """Circular: a GeoJSON Point (the centre); polygon: Polygon or MultiPolygon; corridor:
+    LineString."""
+    radius_m: float | None = None
+    width_m: float | None = None
+    rules: FenceRules = FenceRules()
+    active: bool = True
+    created_by: str = ""
+    created_at: int = 0
+    updated_at: int = 0
+
+
+def fence_shape(fence: Geofence) -> BaseGeometry:
+    """The fence's area as a shapely geometry; BadGeometry says what is wrong with it."""
+    geometry = fence.geometry
+    if fence.kind is FenceKind.CIRCULAR:
+        coords = geometry.get("coordinates") if geometry.get("type") == "Point" else None
+        if not isinstance(coords, list) or len(coords) != 2:
+            raise BadGeometry("a circular fence needs a GeoJSON Point centre [lng, lat]")
+        if fence.radius_m is None:
+            raise BadGeometry("a circular fence needs radius_m")
+        try:
+            lng, lat = float(coords[0]), float(coords[1])
+        except (TypeError, ValueError):
+            raise BadGeometry("the centre must be [lng, lat] numbers") from None
+        return circle(lat, lng, fence.radius_m)
+    if fence.kind is FenceKind.CORRIDOR:
+        if geometry.get("type") != "LineString":
+            raise BadGeometry("a corridor needs a GeoJSON LineString")
+        if fence.width_m is None:
+            raise BadGeometry("a corridor needs width_m")
+        line = geometry.get("coordinates")
+        if not isinstance(line, list):
+            raise BadGeometry("a LineString needs a list of [lng, lat] positions")
+        try:
+            return corridor(line, fence.width_m)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, BadGeometry):
+                raise
+            raise BadGeometry("a LineString needs a list of [lng, lat] positions") from None
+    return polygon(geometry)
 
 
 def _check_lng_lat(coords: np.ndarray) -> None:

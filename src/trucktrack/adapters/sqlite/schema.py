@@ -73,6 +73,18 @@ CREATE TRIGGER IF NOT EXISTS points_keep_newest AFTER INSERT ON points BEGIN
     WHERE excluded.ts > current_location.ts;
 END;
 
+CREATE TABLE IF NOT EXISTS geofences (
+    fleet_id TEXT NOT NULL,
+    geofence_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, geofence_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS geofences_by_active ON geofences (active, created_at);
+
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     token_id TEXT NOT NULL UNIQUE,

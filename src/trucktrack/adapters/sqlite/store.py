@@ -10,8 +10,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import msgspec
+
 from trucktrack.adapters.sqlite.schema import POINT_JOINS, POINT_SELECT, connect
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
 from trucktrack.domain.timefmt import UTC
 
@@ -228,7 +231,79 @@ class SqliteTokenStore:
         return int(self._reads.get().execute("SELECT count(*) FROM tokens").fetchone()[0])
 
 
+class SqliteGeofenceStore:
+    """Fences as msgpack bodies with the columns that lists filter on."""
+
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    async def put(self, fence: Geofence) -> None:
+        row = (
+            fence.fleet_id,
+            fence.geofence_id,
+            fence.name,
+            fence.kind.value,
+            int(fence.active),
+            fence.created_at,
+            _encode_fence(fence),
+        )
+        await self._writer.run(_put_geofence, row)
+
+    async def delete(self, fleet_id: str, geofence_id: str) -> bool:
+        return bool(await self._writer.run(_delete_geofence, fleet_id, geofence_id))
+
+    def get(self, fleet_id: str, geofence_id: str) -> Geofence | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT body FROM geofences WHERE fleet_id = ? AND geofence_id = ?",
+                [fleet_id, geofence_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else _decode_fence(row[0])
+
+    def list(
+        self,
+        fleet_id: str,
+        *,
+        active: bool | None,
+        kind: str | None,
+        name: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Geofence]:
+        sql = "SELECT body FROM geofences WHERE fleet_id = ? AND geofence_id > ?"
+        args: list[object] = [fleet_id, after or ""]
+        if active is not None:
+            sql += " AND active = ?"
+            args.append(int(active))
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        if name is not None:
+            sql += " AND instr(lower(name), lower(?)) > 0"
+            args.append(name)
+        rows = self._reads.get().execute(sql + " ORDER BY geofence_id LIMIT ?", [*args, limit])
+        return [_decode_fence(body) for (body,) in rows.fetchall()]
+
+
+_encode_fence = msgspec.msgpack.Encoder().encode
+_decode_fence = msgspec.msgpack.Decoder(Geofence).decode
+
+
 # Write operations run in the writer process, so they are module-level functions.
+
+
+def _put_geofence(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute("INSERT OR REPLACE INTO geofences VALUES (?,?,?,?,?,?,?)", row)
+
+
+def _delete_geofence(conn: sqlite3.Connection, fleet_id: str, geofence_id: str) -> int:
+    return conn.execute(
+        "DELETE FROM geofences WHERE fleet_id = ? AND geofence_id = ?", [fleet_id, geofence_id]
+    ).rowcount
 
 
 def _delete_between(conn: sqlite3.Connection, from_ms: int, to_ms: int) -> int:
