@@ -14,6 +14,7 @@ from trucktrack.adapters.parquet import ParquetColdStore
 from trucktrack.adapters.sqlite.schema import create_schema
 from trucktrack.adapters.sqlite.store import (
     ReadConnections,
+    SqliteAlertStore,
     SqliteCurrentLocations,
     SqliteGeofenceStore,
     SqlitePointLog,
@@ -21,6 +22,7 @@ from trucktrack.adapters.sqlite.store import (
 )
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.metrics import Metrics
+from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
 from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
@@ -37,6 +39,7 @@ class Services:
     ingest: IngestService
     tracking: TrackingService
     geofences: GeofenceService
+    alerts: AlertService
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -92,6 +95,7 @@ def local(settings: Settings) -> Services:
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
+        alerts=AlertService(SqliteAlertStore(writer, reads), log, metrics),
         maintenance=Maintenance(
             log,
             cold,

@@ -54,6 +54,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.alerts = Counter("alerts", "Alerts raised, by type", ["type"], registry=r)
         self.overloaded = Counter(
             "ingest_overloaded",
             "Batches refused with 503 because the write queue was full",

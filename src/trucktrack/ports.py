@@ -8,6 +8,7 @@ from typing import Protocol
 
 import msgspec
 
+from trucktrack.domain.alerts import Alert
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 
@@ -145,4 +146,31 @@ class GeofenceStore(Protocol):
         limit: int,
     ) -> list[Geofence]:
         """Fences in id order after `after`, filtered; `name` matches a substring."""
+        ...
+
+
+class AlertStore(Protocol):
+    async def record(self, alert: Alert) -> bool:
+        """Store unless an alert with the same (fleet, dedupe_key) exists; True if new."""
+        ...
+
+    async def acknowledge(self, fleet_id: str, alert_id: str, by: str, at_ms: int) -> Alert | None:
+        """Mark acknowledged (idempotent); None if there is no such alert."""
+        ...
+
+    def get(self, fleet_id: str, alert_id: str) -> Alert | None: ...
+
+    def list(
+        self,
+        fleet_id: str,
+        *,
+        vehicle_id: str | None,
+        trip_id: str | None,
+        type: str | None,
+        since_ms: int,
+        until_ms: int,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Alert]:
+        """Alerts in (ts, alert_id) order, strictly after `after`."""
         ...

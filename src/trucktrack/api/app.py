@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
 
+from trucktrack.api.alerts import ALERT_ROUTES
 from trucktrack.api.errors import EXCEPTION_HANDLERS
 from trucktrack.api.formats import trip_geojson, trip_gpx
 from trucktrack.api.geofences import geofence_router
@@ -32,15 +33,14 @@ from trucktrack.api.schemas import (
     history_point_out,
     location_out,
 )
+from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
-from trucktrack.domain.timefmt import BadTimestamp, parse_timestamp
 from trucktrack.errors import BadRequest, Forbidden
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
 ID_BY_LENGTH = {n: re.compile(f"[A-Za-z0-9_.:-]{{1,{n}}}") for n in (64, 128)}
-EPOCH_MS = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also takes '²'.
 
 
 def _services(request: Request) -> Services:
@@ -57,15 +57,6 @@ def _checked_id(value: str, what: str, longest: int = 128) -> str:
     if not ID_BY_LENGTH[longest].fullmatch(value):
         raise BadRequest(f"{what} must be 1-{longest} letters, digits or _ - . :")
     return value
-
-
-def _time_param(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(int(value) if EPOCH_MS.fullmatch(value) else value)
-    except BadTimestamp as exc:
-        raise BadRequest(f"`{name}`: {exc}") from None
 
 
 # --- tracking ---------------------------------------------------------------------------------
@@ -143,8 +134,8 @@ async def trip_history(
         services.tracking.trip_history,
         principal,
         trip_id,
-        from_ms=_time_param(from_, "from"),
-        to_ms=_time_param(to, "to"),
+        from_ms=time_param(from_, "from"),
+        to_ms=time_param(to, "to"),
         cursor=cursor,
         limit=limit,
     )
@@ -227,6 +218,7 @@ def create_app(services: Services) -> Litestar:
             bulk_locations,
             trip_history,
             geofence_router,
+            *ALERT_ROUTES,
             healthz,
             metrics,
             openapi_json,

@@ -85,6 +85,20 @@ CREATE TABLE IF NOT EXISTS geofences (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS geofences_by_active ON geofences (active, created_at);
 
+CREATE TABLE IF NOT EXISTS alerts (
+    fleet_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    trip_id TEXT,
+    ts INTEGER NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, alert_id),
+    UNIQUE (fleet_id, dedupe_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (fleet_id, ts, alert_id);
+
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     token_id TEXT NOT NULL UNIQUE,

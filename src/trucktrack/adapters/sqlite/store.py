@@ -14,6 +14,7 @@ import msgspec
 
 from trucktrack.adapters.sqlite.schema import POINT_JOINS, POINT_SELECT, connect
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.domain.alerts import Alert
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
 from trucktrack.domain.timefmt import UTC
@@ -289,6 +290,72 @@ class SqliteGeofenceStore:
         return [_decode_fence(body) for (body,) in rows.fetchall()]
 
 
+class SqliteAlertStore:
+    """Alerts as msgpack bodies; (fleet, dedupe_key) is unique, so a replay stores nothing."""
+
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    async def record(self, alert: Alert) -> bool:
+        row = (
+            alert.fleet_id,
+            alert.alert_id,
+            alert.type.value,
+            alert.vehicle_id,
+            alert.trip_id,
+            alert.ts,
+            alert.dedupe_key,
+            _encode_alert(alert),
+        )
+        return bool(await self._writer.run(_record_alert, row))
+
+    async def acknowledge(self, fleet_id: str, alert_id: str, by: str, at_ms: int) -> Alert | None:
+        alert = self.get(fleet_id, alert_id)
+        if alert is None or alert.acknowledged_at is not None:
+            return alert
+        acked = msgspec.structs.replace(alert, acknowledged_at=at_ms, acknowledged_by=by)
+        await self._writer.run(_replace_alert_body, fleet_id, alert_id, _encode_alert(acked))
+        return acked
+
+    def get(self, fleet_id: str, alert_id: str) -> Alert | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT body FROM alerts WHERE fleet_id = ? AND alert_id = ?", [fleet_id, alert_id]
+            )
+            .fetchone()
+        )
+        return None if row is None else _decode_alert(row[0])
+
+    def list(
+        self,
+        fleet_id: str,
+        *,
+        vehicle_id: str | None,
+        trip_id: str | None,
+        type: str | None,
+        since_ms: int,
+        until_ms: int,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Alert]:
+        after_ts, after_id = after if after is not None else (-(2**62), "")
+        sql = (
+            "SELECT body FROM alerts WHERE fleet_id = ? AND ts >= ? AND ts < ? "
+            "AND (ts > ? OR (ts = ? AND alert_id > ?))"
+        )
+        args: list[object] = [fleet_id, since_ms, until_ms, after_ts, after_ts, after_id]
+        for column, value in (("vehicle_id", vehicle_id), ("trip_id", trip_id), ("type", type)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        rows = self._reads.get().execute(sql + " ORDER BY ts, alert_id LIMIT ?", [*args, limit])
+        return [_decode_alert(body) for (body,) in rows.fetchall()]
+
+
+_encode_alert = msgspec.msgpack.Encoder().encode
+_decode_alert = msgspec.msgpack.Decoder(Alert).decode
 _encode_fence = msgspec.msgpack.Encoder().encode
 _decode_fence = msgspec.msgpack.Decoder(Geofence).decode
 
@@ -320,3 +387,15 @@ def _delete_points(conn: sqlite3.Connection, keys: list[tuple[int, str]]) -> int
 
 def _forget_locations_before(conn: sqlite3.Connection, ts_ms: int) -> int:
     return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount
+
+
+def _record_alert(conn: sqlite3.Connection, row: tuple[object, ...]) -> int:
+    return conn.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)", row).rowcount
+
+
+def _replace_alert_body(
+    conn: sqlite3.Connection, fleet_id: str, alert_id: str, body: bytes
+) -> None:
+    conn.execute(
+        "UPDATE alerts SET body = ? WHERE fleet_id = ? AND alert_id = ?", [body, fleet_id, alert_id]
+    )

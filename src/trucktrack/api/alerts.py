@@ -1,0 +1,130 @@
+"""Alert routes: the panic button (POST /tracking/emergency), GET /alerts, POST /alerts/{id}/ack."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, get, post
+from litestar.params import Parameter
+
+from trucktrack.api.schemas import CheckedVehicleId, RefId
+from trucktrack.api.times import time_param
+from trucktrack.bootstrap import Services
+from trucktrack.domain.alerts import Alert, AlertType, Severity
+from trucktrack.domain.model import Principal
+from trucktrack.domain.timefmt import BadTimestamp, format_ms, parse_timestamp
+from trucktrack.errors import BadRequest
+from trucktrack.services.ingest import wall_clock_ms
+
+
+class EmergencyIn(msgspec.Struct, forbid_unknown_fields=True):
+    vehicle_id: CheckedVehicleId
+    timestamp: int | str | None = None
+    """When the button was pressed: epoch ms or ISO-8601 with offset; default now."""
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    lng: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
+    trip_id: RefId | None = None
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class AlertOut(msgspec.Struct):
+    alert_id: str
+    type: AlertType
+    severity: Severity
+    vehicle_id: str
+    trip_id: str | None
+    geofence_id: str | None
+    lat: float | None
+    lng: float | None
+    timestamp: str
+    timestamp_ms: int
+    details: dict[str, Any]
+    created_at: str
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+
+    @classmethod
+    def of(cls, a: Alert) -> AlertOut:
+        return cls(
+            alert_id=a.alert_id,
+            type=a.type,
+            severity=a.severity,
+            vehicle_id=a.vehicle_id,
+            trip_id=a.trip_id,
+            geofence_id=a.geofence_id,
+            lat=a.lat,
+            lng=a.lng,
+            timestamp=format_ms(a.ts),
+            timestamp_ms=a.ts,
+            details=a.details,
+            created_at=format_ms(a.created_at),
+            acknowledged_at=None if a.acknowledged_at is None else format_ms(a.acknowledged_at),
+            acknowledged_by=a.acknowledged_by,
+        )
+
+
+class AlertListOut(msgspec.Struct):
+    alerts: list[AlertOut]
+    next_cursor: str | None
+
+
+@post(
+    "/tracking/emergency",
+    summary="Panic button: raise a critical alert at once",
+    description="201 with the new alert; 200 with the stored one when the same press "
+    "(vehicle and timestamp) arrives again.",
+    tags=["alerts"],
+)
+async def raise_emergency(
+    data: EmergencyIn, services: Services, principal: Principal
+) -> Response[AlertOut]:
+    now = wall_clock_ms()
+    try:
+        ts = now if data.timestamp is None else parse_timestamp(data.timestamp)
+    except BadTimestamp as exc:
+        raise BadRequest(f"`timestamp`: {exc}") from None
+    if ts > now + services.settings.max_future_s * 1000:
+        raise BadRequest("`timestamp` is more than the allowed skew in the future")
+    alert, new = await services.alerts.raise_emergency(
+        principal, data.vehicle_id, ts=ts, lat=data.lat, lng=data.lng, trip_id=data.trip_id,
+        note=data.note,
+    )  # fmt: skip
+    return Response(AlertOut.of(alert), status_code=201 if new else 200)
+
+
+@get("/alerts", summary="Alerts of the fleet, oldest first, paginated", tags=["alerts"])
+async def list_alerts(
+    services: Services,
+    principal: Principal,
+    vehicle_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    trip_id: Annotated[str | None, Parameter(max_length=128)] = None,
+    type: AlertType | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+) -> AlertListOut:
+    page = services.alerts.list(
+        principal,
+        vehicle_id=vehicle_id,
+        trip_id=trip_id,
+        type=type,
+        since_ms=time_param(since, "since"),
+        until_ms=time_param(until, "until"),
+        cursor=cursor,
+        limit=limit,
+    )
+    return AlertListOut([AlertOut.of(a) for a in page.alerts], page.next_cursor)
+
+
+@post(
+    "/alerts/{alert_id:str}/ack", status_code=200, summary="Acknowledge an alert", tags=["alerts"]
+)
+async def acknowledge_alert(
+    alert_id: Annotated[str, Parameter(max_length=64)], services: Services, principal: Principal
+) -> AlertOut:
+    return AlertOut.of(await services.alerts.acknowledge(principal, alert_id))
+
+
+ALERT_ROUTES = [raise_emergency, list_alerts, acknowledge_alert]
