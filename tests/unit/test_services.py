@@ -12,9 +12,10 @@ from trucktrack.domain.timefmt import day_of
 from trucktrack.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from trucktrack.metrics import Metrics
 from trucktrack.services.auth import TokenService, hash_token
+from trucktrack.services.cursors import decode_cursor, decode_time_cursor, encode_cursor
 from trucktrack.services.ingest import IngestService
 from trucktrack.services.maintenance import Maintenance
-from trucktrack.services.tracking import TrackingService, decode_cursor, encode_cursor
+from trucktrack.services.tracking import TrackingService
 
 NOW = 1_795_000_000_000
 ADMIN = Principal("f1", Role.ADMIN)
@@ -135,8 +136,11 @@ def test_history_merges_tiers_once_and_pages_without_gaps(log: FakePointLog) -> 
 
 
 def test_cursor_round_trip() -> None:
-    p = gps("V:1", NOW)
-    assert decode_cursor(encode_cursor(p)) == (NOW, "V:1")
+    assert decode_time_cursor(encode_cursor([NOW, "V:1"])) == (NOW, "V:1")
+    assert decode_cursor(encode_cursor("gf_1"), str) == "gf_1"
+    for forged in ("%%%", encode_cursor([2**63, "V"]), encode_cursor("x"), encode_cursor([1])):
+        with pytest.raises(BadRequest):
+            decode_time_cursor(forged)
 
 
 def test_tokens() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 
 import msgspec
@@ -10,12 +9,11 @@ import msgspec
 from trucktrack.domain.alerts import Alert, AlertType, Severity
 from trucktrack.domain.ingest_rules import scope_reason
 from trucktrack.domain.model import Principal, Role
-from trucktrack.errors import BadRequest, Forbidden, NotFound
+from trucktrack.errors import Forbidden, NotFound
 from trucktrack.metrics import Metrics
 from trucktrack.ports import AlertStore, PointLog
+from trucktrack.services.cursors import MAX_TIME_MS, decode_time_cursor, encode_cursor
 from trucktrack.services.ingest import wall_clock_ms
-
-MAX_TIME_MS = 2**62
 
 
 class AlertPage(msgspec.Struct, frozen=True):
@@ -83,7 +81,7 @@ class AlertService:
         if vehicle_id is not None and not principal.may_see(vehicle_id):
             return AlertPage([], None)
         alerts: list[Alert] = []
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
         while len(alerts) <= limit:  # a vehicle-limited token skips other vehicles' alerts
             batch = self._store.list(
                 principal.fleet_id,
@@ -100,7 +98,7 @@ class AlertService:
                 break
             after = (batch[-1].ts, batch[-1].alert_id)
         page, more = alerts[:limit], len(alerts) > limit
-        return AlertPage(page, _encode_cursor(page[-1]) if more else None)
+        return AlertPage(page, encode_cursor([page[-1].ts, page[-1].alert_id]) if more else None)
 
     async def acknowledge(self, principal: Principal, alert_id: str) -> Alert:
         if principal.role is Role.DEVICE:
@@ -113,19 +111,3 @@ class AlertService:
         )
         assert acked is not None
         return acked
-
-
-def _encode_cursor(alert: Alert) -> str:
-    raw = msgspec.json.encode([alert.ts, alert.alert_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        ts, alert_id = msgspec.json.decode(raw, type=tuple[int, str])
-    except (ValueError, msgspec.DecodeError):
-        raise BadRequest("cursor is not one this server issued") from None
-    if not -MAX_TIME_MS <= ts <= MAX_TIME_MS:
-        raise BadRequest("cursor is not one this server issued")
-    return ts, alert_id

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 
 import msgspec
 
 from trucktrack.domain.geofence import BadGeometry, Geofence, fence_shape
 from trucktrack.domain.model import Principal, Role
-from trucktrack.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from trucktrack.errors import Forbidden, NotFound, Unprocessable
 from trucktrack.ports import GeofenceStore
+from trucktrack.services.cursors import decode_cursor, encode_cursor
 from trucktrack.services.ingest import wall_clock_ms
 
 EDITORS = frozenset({Role.ADMIN, Role.DISPATCHER})
@@ -77,13 +77,13 @@ class GeofenceService:
         cursor: str | None,
         limit: int,
     ) -> GeofencePage:
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor, str) if cursor else None
         fences = self._store.list(
             principal.fleet_id, active=active, kind=kind, name=name, after=after, limit=limit + 1
         )
         more = len(fences) > limit
         fences = fences[:limit]
-        return GeofencePage(fences, _encode_cursor(fences[-1].geofence_id) if more else None)
+        return GeofencePage(fences, encode_cursor(fences[-1].geofence_id) if more else None)
 
 
 def _may_edit(principal: Principal) -> None:
@@ -96,18 +96,3 @@ def _check_shape(fence: Geofence) -> None:
         fence_shape(fence)
     except BadGeometry as exc:
         raise Unprocessable(f"invalid geometry: {exc}") from None
-
-
-def _encode_cursor(geofence_id: str) -> str:
-    return base64.urlsafe_b64encode(geofence_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        after = ""
-    if not after.startswith("gf_"):
-        raise BadRequest("cursor is not one this server issued")
-    return after

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import heapq
 from collections.abc import Sequence
 
 import msgspec
 
 from trucktrack.domain.model import GpsPoint, Principal
-from trucktrack.domain.timefmt import MAX_MS, MIN_MS
-from trucktrack.errors import BadRequest, NotFound
+from trucktrack.errors import NotFound
 from trucktrack.ports import ColdPointStore, CurrentLocations, PointLog
+from trucktrack.services.cursors import decode_time_cursor, encode_cursor
 
 HOUR_MS = 3_600_000
 MAX_BULK = 100
@@ -22,22 +20,6 @@ MAX_TIME_MS = 2**62
 class TripHistoryPage(msgspec.Struct, frozen=True):
     points: list[GpsPoint]
     next_cursor: str | None
-
-
-def encode_cursor(point: GpsPoint) -> str:
-    raw = msgspec.json.encode([point.ts, point.vehicle_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ts, vehicle_id = msgspec.json.decode(raw, type=tuple[int, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise BadRequest("cursor is not one this server issued") from None
-    if not MIN_MS <= ts <= MAX_MS or len(vehicle_id) > 64:
-        raise BadRequest("cursor is not one this server issued")
-    return ts, vehicle_id
 
 
 class TrackingService:
@@ -93,7 +75,7 @@ class TrackingService:
         limit: int,
     ) -> TripHistoryPage:
         """One page of a trip's points in device-time order, merged from both tiers."""
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
         query = dict(
             from_ms=from_ms if from_ms is not None else 0,
             to_ms=to_ms if to_ms is not None else MAX_TIME_MS,
@@ -116,4 +98,6 @@ class TrackingService:
         page, more = merged[:limit], len(merged) > limit
         if not page and after is None and not self._trip_exists(principal, trip_id):
             raise NotFound(f"no points for trip {trip_id!r}")
-        return TripHistoryPage(page, encode_cursor(page[-1]) if more else None)
+        return TripHistoryPage(
+            page, encode_cursor([page[-1].ts, page[-1].vehicle_id]) if more else None
+        )
