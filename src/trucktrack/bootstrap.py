@@ -14,6 +14,7 @@ from trucktrack.adapters.parquet import ParquetColdStore
 from trucktrack.adapters.sqlite.schema import create_schema
 from trucktrack.adapters.sqlite.store import (
     ReadConnections,
+    SqliteAlertOutbox,
     SqliteAlertStore,
     SqliteCurrentLocations,
     SqliteGeofenceStore,
@@ -21,9 +22,11 @@ from trucktrack.adapters.sqlite.store import (
     SqliteTokenStore,
 )
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.adapters.webhooks import WebhookSink
 from trucktrack.metrics import Metrics
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
+from trucktrack.services.delivery import AlertDelivery
 from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
 from trucktrack.services.maintenance import Maintenance
@@ -40,6 +43,7 @@ class Services:
     tracking: TrackingService
     geofences: GeofenceService
     alerts: AlertService
+    delivery: AlertDelivery | None
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -95,7 +99,18 @@ def local(settings: Settings) -> Services:
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
-        alerts=AlertService(SqliteAlertStore(writer, reads), log, metrics),
+        alerts=AlertService(
+            SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)), log, metrics
+        ),
+        delivery=(
+            AlertDelivery(
+                SqliteAlertOutbox(writer, reads),
+                WebhookSink(settings.webhook_url, settings.webhook_secret),
+                metrics,
+            )
+            if settings.webhook_url
+            else None
+        ),
         maintenance=Maintenance(
             log,
             cold,

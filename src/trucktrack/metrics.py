@@ -55,6 +55,12 @@ class Metrics:
             registry=r,
         )
         self.alerts = Counter("alerts", "Alerts raised, by type", ["type"], registry=r)
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries", "Alerts delivered to the webhook", registry=r
+        )
+        self.webhook_failures = Counter(
+            "webhook_failures", "Failed webhook delivery attempts (each is retried)", registry=r
+        )
         self.overloaded = Counter(
             "ingest_overloaded",
             "Batches refused with 503 because the write queue was full",

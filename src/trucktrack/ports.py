@@ -174,3 +174,25 @@ class AlertStore(Protocol):
     ) -> list[Alert]:
         """Alerts in (ts, alert_id) order, strictly after `after`."""
         ...
+
+
+class AlertOutbox(Protocol):
+    """Alerts waiting for delivery to the configured sinks, with their retry schedule."""
+
+    def due(self, now_ms: int, limit: int) -> list[tuple[int, Alert, int]]:
+        """(seq, alert, attempts so far) of the deliveries due now, oldest first."""
+        ...
+
+    def backlog(self) -> int: ...
+
+    async def delivered(self, seq: int) -> None: ...
+
+    async def failed(self, seq: int, attempts: int, next_ms: int, error: str) -> None: ...
+
+
+class AlertSink(Protocol):
+    """Somewhere alerts go (a webhook now; SNS later). `send` raises when delivery failed."""
+
+    async def send(self, alert: Alert) -> None: ...
+
+    async def close(self) -> None: ...

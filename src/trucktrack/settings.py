@@ -48,6 +48,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sqlite_synchronous: str = "FULL"
     """SQLite `synchronous` pragma: FULL makes every acknowledged point survive power loss."""
 
+    webhook_url: str = ""
+    """Where every new alert is POSTed (JSON, HMAC-signed); empty: no webhook."""
+    webhook_secret: str = ""
+    """The HMAC-SHA256 key for the X-Trucktrack-Signature header."""
+
     token_cache_s: Annotated[float, Meta(ge=0)] = 10.0
     """How long a verified token is trusted before it is looked up again (revocation delay)."""
     bootstrap_demo_token: bool = True

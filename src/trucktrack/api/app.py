@@ -195,18 +195,33 @@ async def _maintenance_loop(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+async def _delivery_loop(services: Services) -> None:
+    assert services.delivery is not None
+    while True:
+        try:
+            await services.delivery.run_once(wall_clock_ms())
+        except Exception:
+            log.exception("alert delivery failed; retrying")
+        await asyncio.sleep(1.0)
+
+
 def create_app(services: Services) -> Litestar:
     """The Litestar app over already-built services (the caller owns their lifecycle)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        task = asyncio.create_task(_maintenance_loop(services))
+        tasks = [asyncio.create_task(_maintenance_loop(services))]
+        if services.delivery is not None:
+            tasks.append(asyncio.create_task(_delivery_loop(services)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if services.delivery is not None:
+                await services.delivery.close()
             # Drain the write queue here: uvicorn re-raises SIGTERM once it returns, which
             # would end the process before the caller's own cleanup runs.
             await asyncio.to_thread(services.close)

@@ -99,6 +99,16 @@ CREATE TABLE IF NOT EXISTS alerts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (fleet_id, ts, alert_id);
 
+-- Alerts waiting for webhook delivery (at least once: a row goes only after a 2xx).
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    fleet_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     token_id TEXT NOT NULL UNIQUE,

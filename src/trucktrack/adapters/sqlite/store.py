@@ -291,11 +291,15 @@ class SqliteGeofenceStore:
 
 
 class SqliteAlertStore:
-    """Alerts as msgpack bodies; (fleet, dedupe_key) is unique, so a replay stores nothing."""
+    """Alerts as msgpack bodies; (fleet, dedupe_key) is unique, so a replay stores nothing.
+    With `notify`, a new alert is queued in the webhook outbox in the same transaction."""
 
-    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+    def __init__(
+        self, writer: GroupCommitWriter, reads: ReadConnections, notify: bool = False
+    ) -> None:
         self._writer = writer
         self._reads = reads
+        self._notify = notify
 
     async def record(self, alert: Alert) -> bool:
         row = (
@@ -308,7 +312,7 @@ class SqliteAlertStore:
             alert.dedupe_key,
             _encode_alert(alert),
         )
-        return bool(await self._writer.run(_record_alert, row))
+        return bool(await self._writer.run(_record_alert, row, self._notify))
 
     async def acknowledge(self, fleet_id: str, alert_id: str, by: str, at_ms: int) -> Alert | None:
         alert = self.get(fleet_id, alert_id)
@@ -354,6 +358,32 @@ class SqliteAlertStore:
         return [_decode_alert(body) for (body,) in rows.fetchall()]
 
 
+class SqliteAlertOutbox:
+    """The webhook outbox: alerts to deliver, oldest first, with their retry schedule."""
+
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    def due(self, now_ms: int, limit: int) -> list[tuple[int, Alert, int]]:
+        rows = self._reads.get().execute(
+            "SELECT o.seq, a.body, o.attempts FROM alert_outbox AS o "
+            "JOIN alerts AS a ON a.fleet_id = o.fleet_id AND a.alert_id = o.alert_id "
+            "WHERE o.next_attempt_ms <= ? ORDER BY o.seq LIMIT ?",
+            [now_ms, limit],
+        )
+        return [(seq, _decode_alert(body), attempts) for seq, body, attempts in rows.fetchall()]
+
+    def backlog(self) -> int:
+        return int(self._reads.get().execute("SELECT count(*) FROM alert_outbox").fetchone()[0])
+
+    async def delivered(self, seq: int) -> None:
+        await self._writer.run(_outbox_delivered, seq)
+
+    async def failed(self, seq: int, attempts: int, next_ms: int, error: str) -> None:
+        await self._writer.run(_outbox_failed, seq, attempts, next_ms, error)
+
+
 _encode_alert = msgspec.msgpack.Encoder().encode
 _decode_alert = msgspec.msgpack.Decoder(Alert).decode
 _encode_fence = msgspec.msgpack.Encoder().encode
@@ -389,8 +419,26 @@ def _forget_locations_before(conn: sqlite3.Connection, ts_ms: int) -> int:
     return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount
 
 
-def _record_alert(conn: sqlite3.Connection, row: tuple[object, ...]) -> int:
-    return conn.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)", row).rowcount
+def _record_alert(conn: sqlite3.Connection, row: tuple[object, ...], notify: bool) -> int:
+    new = conn.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)", row).rowcount
+    if new and notify:
+        conn.execute(
+            "INSERT INTO alert_outbox (fleet_id, alert_id) VALUES (?, ?)", [row[0], row[1]]
+        )
+    return new
+
+
+def _outbox_delivered(conn: sqlite3.Connection, seq: int) -> None:
+    conn.execute("DELETE FROM alert_outbox WHERE seq = ?", [seq])
+
+
+def _outbox_failed(
+    conn: sqlite3.Connection, seq: int, attempts: int, next_ms: int, error: str
+) -> None:
+    conn.execute(
+        "UPDATE alert_outbox SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE seq = ?",
+        [attempts, next_ms, error[:500], seq],
+    )
 
 
 def _replace_alert_body(
