@@ -6,18 +6,9 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-import msgspec
-
 from trucktrack.domain.alerts import Alert
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
-
-
-class HistoryPage(msgspec.Struct, frozen=True):
-    """Points in (ts, vehicle_id) order, at most `limit` of them after a position."""
-
-    points: list[GpsPoint]
-    more: bool
 
 
 class PointLog(Protocol):

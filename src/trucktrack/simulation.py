@@ -16,7 +16,8 @@ from typing import TextIO
 
 import msgspec
 
-EARTH_RADIUS_M = 6_371_000.0
+from trucktrack.domain.geo import EARTH_RADIUS_M
+
 CITIES = (
     ("Delhi", 28.6139, 77.2090),
     ("Mumbai", 19.0760, 72.8777),

@@ -203,9 +203,6 @@ class GeofenceIndex:
         shapely.prepare(self.shapes)
         self._tree = shapely.STRtree(self.shapes)
 
-    def __len__(self) -> int:
-        return len(self.fence_ids)
-
     def containing(self, lng: np.ndarray, lat: np.ndarray) -> list[frozenset[str]]:
         """For each point, the ids of the fences that contain it (boundary counts as inside)."""
         points = shapely.points(np.asarray(lng, dtype=float), np.asarray(lat, dtype=float))

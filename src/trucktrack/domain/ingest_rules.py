@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from trucktrack.domain.model import Principal
-
-DAY_MS = 86_400_000
+from trucktrack.domain.timefmt import DAY_MS
 
 
 class TimeWindow:

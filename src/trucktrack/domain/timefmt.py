@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 UTC = dt.UTC
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 # Year 1970 to 9999: anything else is a mistake, and beyond int64 storage would overflow.
 MIN_MS = 0
 MAX_MS = 253_402_300_799_999

@@ -8,12 +8,10 @@ import logging
 
 import msgspec
 
-from trucktrack.domain.ingest_rules import DAY_MS
-from trucktrack.domain.timefmt import day_of, day_start_ms
+from trucktrack.domain.timefmt import DAY_MS, HOUR_MS, day_of, day_start_ms
 from trucktrack.ports import ColdPointStore, CurrentLocations, PointLog
 
 log = logging.getLogger(__name__)
-HOUR_MS = 3_600_000
 MOVE_CHUNK = 200_000
 
 

@@ -8,13 +8,10 @@ from collections.abc import Sequence
 import msgspec
 
 from trucktrack.domain.model import GpsPoint, Principal
+from trucktrack.domain.timefmt import HOUR_MS
 from trucktrack.errors import NotFound
 from trucktrack.ports import ColdPointStore, CurrentLocations, PointLog
-from trucktrack.services.cursors import decode_time_cursor, encode_cursor
-
-HOUR_MS = 3_600_000
-MAX_BULK = 100
-MAX_TIME_MS = 2**62
+from trucktrack.services.cursors import MAX_TIME_MS, decode_time_cursor, encode_cursor
 
 
 class TripHistoryPage(msgspec.Struct, frozen=True):
