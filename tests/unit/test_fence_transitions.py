@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
-from trucktrack.domain.fence_transitions import Fix, MembershipState, Transition, step
+from trucktrack.domain.fence_transitions import (
+    FenceTerms,
+    Fix,
+    MembershipState,
+    Transition,
+    step,
+)
 from trucktrack.domain.geofence import GeofenceIndex, circle, corridor
 from trucktrack.simulation import destination
 
@@ -23,8 +31,12 @@ def track(*metres_east: float, every_s: int = 10, start: int = T0) -> list[Fix]:
 
 
 def run(index: GeofenceIndex, fixes: list[Fix], state: MembershipState | None = None,
-        dwell: dict[str, int] | None = None, active: frozenset[str] | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
-    state = state or MembershipState(last_ts=T0 - 1, known=frozenset(index.fence_ids))
+        dwell: dict[str, int] | None = None, active: frozenset[str] | None = None,
+        terms: dict[str, FenceTerms] | None = None, version: int = 0):  # type: ignore[no-untyped-def]  # fmt: skip
+    state = state or MembershipState(last_ts=T0 - 1, known_version=0)
+    ids = active if active is not None else frozenset(index.fence_ids)
+    fences = {f: FenceTerms(version, min_dwell_ms=(dwell or {}).get(f, 0)) for f in ids}
+    fences.update(terms or {})
     lat = np.array([f.lat for f in fixes])
     lng = np.array([f.lng for f in fixes])
     prev = fixes[:1] + fixes[:-1]  # each fix's segment starts at the fix before it
@@ -33,7 +45,7 @@ def run(index: GeofenceIndex, fixes: list[Fix], state: MembershipState | None = 
     )
     return step(
         state, fixes, index.containing(lng, lat), crossed,
-        active if active is not None else frozenset(index.fence_ids), dwell or {},
+        fences, version, dt.timezone(dt.timedelta(hours=5, minutes=30)),
     )  # fmt: skip
 
 
@@ -79,9 +91,9 @@ def test_a_new_fence_around_a_parked_truck_is_not_an_entry() -> None:
     parked = track(1000, 1000, 1000)
     empty = GeofenceIndex([])
     state, _ = run(empty, parked[:1], MembershipState(last_ts=T0 - 1))
-    state, events = run(DEPOT, parked[1:], state)
+    state, events = run(DEPOT, parked[1:], state, version=1)
     assert events == [] and "depot" in state.inside
-    state, events = run(DEPOT, track(1000, 2000, start=T0 + 60 * S), state)
+    state, events = run(DEPOT, track(1000, 2000, start=T0 + 60 * S), state, version=1)
     assert [e.kind for e in events] == [Transition.EXIT]
 
 
@@ -90,3 +102,45 @@ def test_a_deleted_fence_ends_without_an_exit() -> None:
     assert "depot" in state.inside
     state, events = run(DEPOT, track(2000, start=T0 + 60 * S), state, active=frozenset())
     assert events == [] and state.inside == {}
+
+
+def test_a_fence_that_existed_before_the_last_fix_gives_a_real_entry() -> None:
+    state, _ = run(GeofenceIndex([]), track(0), MembershipState(last_ts=T0 - 1), version=0)
+    # The depot is created (version 1) while the truck is outside; it then drives in.
+    state, _ = run(DEPOT, track(100, start=T0 + 10 * S), state, version=1)
+    state, events = run(DEPOT, track(1000, start=T0 + 20 * S), state, version=1)
+    assert [e.kind for e in events] == [Transition.ENTER]
+
+
+# A day-time no-entry window (08:00-20:00 IST) and one past midnight; T0 is 16:36 IST.
+DAY = FenceTerms(restricted=True, windows=((8 * 60, 20 * 60),))
+NIGHT = FenceTerms(restricted=True, windows=((20 * 60, 6 * 60),))
+
+
+def test_entering_a_restricted_zone_in_its_hours_is_one_violation_per_visit() -> None:
+    fixes = track(0, 500, 900, 1000, 1000, 1100, 1500, 2000, 1000, 1000)
+    _, events = run(DEPOT, fixes, terms={"depot": DAY})
+    kinds = [(e.kind, e.ts) for e in events]
+    assert kinds == [
+        (Transition.ENTER, T0 + 20 * S), (Transition.RESTRICTED, T0 + 20 * S),
+        (Transition.EXIT, T0 + 60 * S),
+        (Transition.ENTER, T0 + 80 * S), (Transition.RESTRICTED, T0 + 80 * S),
+    ]  # fmt: skip
+    _, events = run(DEPOT, fixes, terms={"depot": NIGHT})
+    assert Transition.RESTRICTED not in [e.kind for e in events]
+
+
+def test_passing_through_a_restricted_corridor_between_fixes_is_a_violation() -> None:
+    lat0, lng0 = destination(PUNE[0], PUNE[1], 0, -5000)
+    lat1, lng1 = destination(PUNE[0], PUNE[1], 0, 5000)
+    road = GeofenceIndex([("road", corridor([[lng0, lat0], [lng1, lat1]], 100))])
+    _, events = run(road, track(0, 2000), terms={"road": FenceTerms(restricted=True)})
+    assert [e.kind for e in events] == [Transition.CROSS, Transition.RESTRICTED]
+
+
+def test_dwelling_too_long_is_reported_once_per_visit() -> None:
+    fixes = track(0, 1000, 1000, 1000, 1000, 2000, 1000, 1000, every_s=60)
+    terms = {"depot": FenceTerms(max_dwell_ms=150 * S)}
+    _, events = run(DEPOT, fixes, terms=terms)
+    dwell = [e for e in events if e.kind is Transition.DWELL]
+    assert [(e.ts, e.since) for e in dwell] == [(T0 + 240 * S, T0 + 60 * S)]

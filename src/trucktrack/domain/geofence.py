@@ -203,6 +203,11 @@ class GeofenceIndex:
         shapely.prepare(self.shapes)
         self._tree = shapely.STRtree(self.shapes)
 
+    def query(self, geometries: np.ndarray) -> np.ndarray:
+        """(geometry index, fence index) pairs of every fence each geometry touches."""
+        pairs: np.ndarray = self._tree.query(geometries, predicate="intersects")
+        return pairs
+
     def containing(self, lng: np.ndarray, lat: np.ndarray) -> list[frozenset[str]]:
         """For each point, the ids of the fences that contain it (boundary counts as inside)."""
         points = shapely.points(np.asarray(lng, dtype=float), np.asarray(lat, dtype=float))
