@@ -15,6 +15,7 @@ Pure: no I/O. The caller keeps `TrackState` (and can snapshot it with `to_bytes`
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
@@ -368,26 +369,29 @@ class TrackProcessor:
             return
         inside = _sets_by_point(contain, catalog.index.fence_ids)
         passed = _sets_by_point(cross, catalog.index.fence_ids)
-        for vehicle, lo, hi in k.ranges(busy):
-            before = st.membership.get(vehicle) or MembershipState()
-            state = msgspec.structs.replace(
-                before,
-                last_ts=int(st.last_ts[vehicle]),
-                known_version=int(st.fence_version[vehicle]),
+        ts, lat, lng = k.lists()
+        last_ts = st.last_ts[busy].tolist()
+        known = st.fence_version[busy].tolist()
+        fleets = k.fleet.tolist()
+        for n, (vehicle, lo, hi) in enumerate(k.ranges(busy)):
+            before = st.membership.get(vehicle)
+            state = MembershipState(
+                last_ts[n],
+                before.inside if before else {},
+                before.pending if before else {},
+                known[n],
+                before.flagged if before else {},
             )
             fixes = [
                 fence_transitions.Fix(t, la, ln)
-                for t, la, ln in zip(
-                    k.ts[lo:hi].tolist(), k.lat[lo:hi].tolist(), k.lng[lo:hi].tolist(),
-                    strict=True,
-                )
-            ]  # fmt: skip
+                for t, la, ln in zip(ts[lo:hi], lat[lo:hi], lng[lo:hi], strict=True)
+            ]
             after, found = fence_transitions.step(
                 state,
                 fixes,
                 [inside.get(i, EMPTY) for i in range(lo, hi)],
                 [passed.get(i, EMPTY) for i in range(lo, hi)],
-                catalog.terms.get(int(k.fleet[lo]), {}),
+                catalog.terms.get(fleets[lo], {}),
                 catalog.version,
                 self._tz,
             )
@@ -395,9 +399,9 @@ class TrackProcessor:
                 st.membership[vehicle] = after
             else:
                 st.membership.pop(vehicle, None)
-            at = {fix.ts: lo + n for n, fix in enumerate(fixes)}
             for e in found:
-                point = int(k.points[at[e.ts]]) if e.ts in at else int(k.points[lo])
+                i = min(bisect.bisect_left(ts, e.ts, lo, hi), hi - 1)
+                point = int(k.points[i])
                 events.append(
                     TrackEvent(EventKind(e.kind.value), point, e.ts, e.lat, e.lng, e.since,
                                e.fence_id)
@@ -409,38 +413,55 @@ class TrackProcessor:
     ) -> None:
         st, rules = self.state, self.rules.speed
         over = k.speed > limit + rules.tolerance_kmh
-        busy = np.union1d(k.slot[over], k.slot[k.ends][st.speed_since[k.slot[k.ends]] >= 0])
-        for vehicle, lo, hi in k.ranges(busy):
-            since = int(st.speed_since[vehicle])
-            state = speeding.SpeedState(
-                int(st.last_ts[vehicle]), None if since < 0 else since,
-                float(st.speed_max[vehicle]), float(st.speed_limit[vehicle]),
-                bool(st.speed_reported[vehicle]),
-            )  # fmt: skip
+        # Settled with arrays: vehicles fast at every fix that cannot change state this batch
+        # (a spell already reported, or one still too short to report).
+        v, starts, ends = k.slot[k.starts], k.starts, k.ends
+        all_over = np.add.reduceat(over.astype(np.int64), starts) == ends - starts + 1
+        since = st.speed_since[v]
+        open_spell = since >= 0
+        quiet = all_over & (
+            (open_spell & st.speed_reported[v])
+            | (np.where(open_spell, since, k.ts[starts]) > k.ts[ends] - rules.min_duration_s * 1000)
+        )
+        if quiet.any():
+            top = np.maximum.reduceat(k.speed, starts)[quiet]
+            low = np.minimum.reduceat(limit, starts)[quiet]
+            q, fresh = v[quiet], ~open_spell[quiet]
+            st.speed_since[q] = np.where(fresh, k.ts[starts][quiet], since[quiet])
+            st.speed_max[q] = np.where(fresh, top, np.maximum(st.speed_max[q], top))
+            st.speed_limit[q] = np.where(fresh, low, np.minimum(st.speed_limit[q], low))
+        busy = v[~quiet & (open_spell | (np.add.reduceat(over.astype(np.int64), starts) > 0))]
+        if not len(busy):
+            return
+        ts, lat, lng = k.lists()
+        speeds, limits = k.speed.tolist(), limit.tolist()
+        columns = ("last_ts", "speed_since", "speed_max", "speed_limit", "speed_reported")
+        rows = zip(*(st.columns[c][busy].tolist() for c in columns), strict=True)
+        out: list[tuple[int, float, float, bool]] = []
+        for (_, lo, hi), (last, since, top, low, reported) in zip(
+            k.ranges(busy), rows, strict=True
+        ):
+            state = speeding.SpeedState(last, None if since < 0 else since, top, low, reported)
             fixes = [
                 speeding.SpeedFix(t, v, lim)
-                for t, v, lim in zip(
-                    k.ts[lo:hi].tolist(), k.speed[lo:hi].tolist(), limit[lo:hi].tolist(),
-                    strict=True,
-                )
-            ]  # fmt: skip
+                for t, v, lim in zip(ts[lo:hi], speeds[lo:hi], limits[lo:hi], strict=True)
+            ]
             after, found = speeding.step(state, fixes, rules)
-            st.speed_since[vehicle] = -1 if after.since is None else after.since
-            st.speed_max[vehicle] = after.max_speed
-            st.speed_limit[vehicle] = after.limit
-            st.speed_reported[vehicle] = after.reported
-            at = {fix.ts: lo + n for n, fix in enumerate(fixes)}
+            out.append((-1 if after.since is None else after.since, after.max_speed,
+                        after.limit, after.reported))  # fmt: skip
             for e in found:
-                i = at[e.ts]
+                i = bisect.bisect_left(ts, e.ts, lo, hi)
                 fence = self._limiting_fence(i, e.limit_kmh, contain)
                 events.append(
                     TrackEvent(
-                        EventKind(e.kind.value), int(k.points[i]), e.ts, float(k.lat[i]),
-                        float(k.lng[i]), e.started_ts, fence,
+                        EventKind(e.kind.value), int(k.points[i]), e.ts, lat[i], lng[i],
+                        e.started_ts, fence,
                         {"max_speed_kmh": e.max_speed_kmh, "limit_kmh": e.limit_kmh,
                          "duration_s": e.duration_s},
                     )
                 )  # fmt: skip
+        for column, values in zip(columns[1:], zip(*out, strict=True), strict=True):
+            st.columns[column][busy] = values
 
     def _limiting_fence(self, i: int, limit_kmh: float, contain: _Pairs) -> str | None:
         """The fence whose speed limit was the one broken, if it was not the default."""
@@ -454,38 +475,71 @@ class TrackProcessor:
     def _stops(self, k: _Kept, allowed: np.ndarray, events: list[TrackEvent]) -> None:
         st, rules = self.state, self.rules.stops
         slow = k.speed < rules.max_speed_kmh
-        busy = np.union1d(k.slot[slow], k.slot[k.ends][st.anchor_ts[k.slot[k.ends]] >= 0])
-        for vehicle, lo, hi in k.ranges(busy):
-            anchor_ts = int(st.anchor_ts[vehicle])
-            state = stops.StopState(
-                int(st.last_ts[vehicle]),
-                None if anchor_ts < 0 else
-                (anchor_ts, float(st.anchor_lat[vehicle]), float(st.anchor_lng[vehicle])),
-                bool(st.stopped[vehicle]), bool(st.stop_authorised[vehicle]),
-                bool(st.stop_flagged[vehicle]),
-            )  # fmt: skip
+        v, starts, ends = k.slot[k.starts], k.starts, k.ends
+        count = ends - starts + 1
+        anchor_ts = st.anchor_ts[v]
+        anchored = anchor_ts >= 0
+        near = distances_m(st.anchor_lat[k.slot], st.anchor_lng[k.slot], k.lat, k.lng)
+        near = (st.anchor_ts[k.slot] >= 0) & (near <= rules.radius_m)
+        n_slow = np.add.reduceat(slow.astype(np.int64), starts)
+        steady = (
+            anchored
+            & (n_slow == count)
+            & (np.add.reduceat((slow & near).astype(np.int64), starts) == count)
+        )
+        held = (k.ts[ends] - anchor_ts) / 1000
+        stopped, authorised, flagged = st.stopped[v], st.stop_authorised[v], st.stop_flagged[v]
+        # Settled with arrays: a stop going on with no threshold to pass, a slow spell still
+        # too short to be a stop, and a lone fix that starts or ends a slow spell.
+        still = steady & stopped & (authorised | flagged | (held <= rules.unexpected_after_s))
+        waiting = steady & ~stopped & (held < rules.min_duration_s)
+        lone = (count == 1) & ~stopped & ~steady
+        if still.any():
+            allowed_any = np.add.reduceat(allowed.astype(np.int64), starts) > 0
+            st.stop_authorised[v[still]] |= allowed_any[still]
+        if lone.any():
+            first_slow = slow[starts]
+            restart, clear = lone & first_slow, lone & ~first_slow
+            st.anchor_ts[v[restart]] = k.ts[starts][restart]
+            st.anchor_lat[v[restart]] = k.lat[starts][restart]
+            st.anchor_lng[v[restart]] = k.lng[starts][restart]
+            st.anchor_ts[v[clear]] = -1
+            st.anchor_lat[v[clear]] = np.nan
+            st.anchor_lng[v[clear]] = np.nan
+        busy = v[~(still | waiting | lone) & (anchored | (n_slow > 0))]
+        if not len(busy):
+            return
+        ts, lat, lng = k.lists()
+        speeds, allowed_at = k.speed.tolist(), allowed.tolist()
+        columns = ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "stopped",
+                   "stop_authorised", "stop_flagged")  # fmt: skip
+        rows = zip(*(st.columns[c][busy].tolist() for c in columns), strict=True)
+        out: list[tuple[int, float, float, bool, bool, bool]] = []
+        for (_, lo, hi), row in zip(k.ranges(busy), rows, strict=True):
+            last, anchor_ts, anchor_lat, anchor_lng, stopped, authorised, flagged = row
+            anchor = None if anchor_ts < 0 else (anchor_ts, anchor_lat, anchor_lng)
+            state = stops.StopState(last, anchor, stopped, authorised, flagged)
             fixes = [
                 stops.StopFix(t, la, ln, v, a)
                 for t, la, ln, v, a in zip(
-                    k.ts[lo:hi].tolist(), k.lat[lo:hi].tolist(), k.lng[lo:hi].tolist(),
-                    k.speed[lo:hi].tolist(), allowed[lo:hi].tolist(), strict=True,
+                    ts[lo:hi], lat[lo:hi], lng[lo:hi], speeds[lo:hi], allowed_at[lo:hi],
+                    strict=True,
                 )
             ]  # fmt: skip
             after, found = stops.step(state, fixes, rules)
-            anchor = after.anchor or (-1, np.nan, np.nan)
-            st.anchor_ts[vehicle], st.anchor_lat[vehicle], st.anchor_lng[vehicle] = anchor
-            st.stopped[vehicle] = after.stopped
-            st.stop_authorised[vehicle] = after.authorised
-            st.stop_flagged[vehicle] = after.flagged
-            at = {fix.ts: lo + n for n, fix in enumerate(fixes)}
+            out.append((*(after.anchor or (-1, np.nan, np.nan)), after.stopped,
+                        after.authorised, after.flagged))  # fmt: skip
             for e in found:
+                i = bisect.bisect_left(ts, e.ts, lo, hi)
                 events.append(
                     TrackEvent(
-                        EventKind(e.kind.value), int(k.points[at[e.ts]]), e.ts, e.lat, e.lng,
+                        EventKind(e.kind.value), int(k.points[i]), e.ts, e.lat, e.lng,
                         e.started_ts, None,
                         {"duration_s": e.duration_s, "authorised": e.authorised},
                     )
                 )  # fmt: skip
+        for column, values in zip(columns[1:], zip(*out, strict=True), strict=True):
+            st.columns[column][busy] = values
 
 
 _Pairs = tuple[np.ndarray, np.ndarray]
@@ -510,9 +564,16 @@ class _Kept:
         self.prev_lat = np.where(first, st.last_lat[self.slot], np.r_[0.0, self.lat[:-1]])
         self.prev_lng = np.where(first, st.last_lng[self.slot], np.r_[0.0, self.lng[:-1]])
         self.has_prev = ~first | (st.last_ts[self.slot] >= 0)
+        self._lists: tuple[list[int], list[float], list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def lists(self) -> tuple[list[int], list[float], list[float]]:
+        """ts, lat, lng as Python lists (for the reference steps), made once per batch."""
+        if self._lists is None:
+            self._lists = (self.ts.tolist(), self.lat.tolist(), self.lng.tolist())
+        return self._lists
 
     def ranges(self, vehicles: np.ndarray) -> list[tuple[int, int, int]]:
         """(slot, start, end) of each vehicle's fixes among the kept ones."""
