@@ -21,8 +21,10 @@ from trucktrack.adapters.sqlite.store import (
     SqlitePointLog,
     SqliteTokenStore,
 )
+from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.adapters.webhooks import WebhookSink
+from trucktrack.domain.alerts import AlertType
 from trucktrack.metrics import Metrics
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
@@ -54,6 +56,23 @@ class Services:
         self.reads.close()
 
 
+FENCE_VIOLATIONS = frozenset({AlertType.RESTRICTED_AREA, AlertType.DWELL_EXCEEDED})
+
+
+def count_processed(metrics: Metrics, report: StreamReport) -> None:
+    """Metrics from what the processors found in one group commit."""
+    for alert in report.alerts:
+        metrics.alerts.labels(alert.type.value).inc()
+        if alert.type in FENCE_VIOLATIONS or (
+            alert.type is AlertType.SPEEDING and alert.geofence_id is not None
+        ):
+            metrics.geofence_violations.labels(alert.type.value).inc()
+    for lag in report.lags_s:
+        metrics.processing_lag.observe(lag)
+    if report.failed:
+        metrics.processing_failures.inc()
+
+
 def tokens_only(settings: Settings) -> TokenService:
     """Token administration without starting a writer (for `trucktrack token create`)."""
     create_schema(settings.db_path)
@@ -65,14 +84,20 @@ def local(settings: Settings) -> Services:
     """The embedded default: everything under `settings.data_dir`, no servers to run."""
     create_schema(settings.db_path)
     reads = ReadConnections(settings.db_path)
+    metrics = Metrics()
     writer = GroupCommitWriter(
         settings.db_path,
         synchronous=settings.sqlite_synchronous,
         max_pending_points=settings.max_pending_points,
         max_group_points=settings.max_group_points,
+        stream=StreamConfig(
+            settings.processor_rules(),
+            notify=bool(settings.webhook_url),
+            snapshot_s=settings.processor_snapshot_s,
+        ),
+        on_report=lambda report: count_processed(metrics, report),
     )
     writer.start()
-    metrics = Metrics()
     log = SqlitePointLog(writer, reads)
     current = SqliteCurrentLocations(writer, reads)
     cold = ParquetColdStore(settings.cold_dir)

@@ -61,6 +61,23 @@ class Metrics:
         self.webhook_failures = Counter(
             "webhook_failures", "Failed webhook delivery attempts (each is retried)", registry=r
         )
+        self.geofence_violations = Counter(
+            "geofence_violations",
+            "Fence rules broken: restricted area, dwell too long, speeding over a fence's limit",
+            ["type"],
+            registry=r,
+        )
+        self.processing_lag = Histogram(
+            "gps_processing_lag_seconds",
+            "From a batch reaching the server to the processors having run over it",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.processing_failures = Counter(
+            "gps_processing_failures",
+            "Group commits whose points were stored but could not be processed (see the log)",
+            registry=r,
+        )
         self.overloaded = Counter(
             "ingest_overloaded",
             "Batches refused with 503 because the write queue was full",

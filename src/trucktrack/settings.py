@@ -13,6 +13,11 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from trucktrack.domain.filters import FilterRules
+from trucktrack.domain.processing import ProcessorRules, local_zone
+from trucktrack.domain.speeding import SpeedRules
+from trucktrack.domain.stops import StopRules
+
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Runtime configuration of one trucktrack process."""
@@ -48,6 +53,29 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sqlite_synchronous: str = "FULL"
     """SQLite `synchronous` pragma: FULL makes every acknowledged point survive power loss."""
 
+    speed_limit_kmh: Annotated[float, Meta(gt=0, le=300)] = 80.0
+    """Speed limit outside fences with their own `speed_limit_kmh` (trucks on Indian highways)."""
+    speeding_min_s: Annotated[float, Meta(ge=0)] = 30.0
+    """Speeding must last this long to raise an alert (one spike is not speeding)."""
+    speed_tolerance_kmh: Annotated[float, Meta(ge=0)] = 0.0
+    """Speeds up to the limit plus this are not speeding."""
+    stop_speed_kmh: Annotated[float, Meta(gt=0)] = 5.0
+    """Under this speed a truck may be stopped."""
+    stop_radius_m: Annotated[float, Meta(gt=0)] = 100.0
+    """A stop stays within this distance of where the truck slowed down."""
+    stop_min_s: Annotated[float, Meta(ge=0)] = 120.0
+    """Slow and in place this long makes a stop (a stop start event)."""
+    unexpected_stop_min: Annotated[float, Meta(gt=0)] = 30.0
+    """A stop outside every `stop_allowed` fence longer than this raises an unexpected stop."""
+    max_implied_speed_kmh: Annotated[float, Meta(gt=0)] = 200.0
+    """A fix that could only be reached faster than this is a GPS jump: stored, not processed."""
+    max_accuracy_m: Annotated[float, Meta(gt=0)] = 100.0
+    """Fixes with a worse reported accuracy are stored but not processed."""
+    timezone: str = "Asia/Kolkata"
+    """The time zone of geofences' `restricted_hours`."""
+    processor_snapshot_s: Annotated[float, Meta(gt=0)] = 10.0
+    """How often the processors' state is saved; after a crash, what came since is replayed."""
+
     webhook_url: str = ""
     """Where every new alert is POSTed (JSON, HMAC-signed); empty: no webhook."""
     webhook_secret: str = ""
@@ -57,6 +85,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """How long a verified token is trusted before it is looked up again (revocation delay)."""
     bootstrap_demo_token: bool = True
     """On the first start with an empty data dir, create and print an admin token for `demo`."""
+
+    def processor_rules(self) -> ProcessorRules:
+        return ProcessorRules(
+            filter=FilterRules(
+                max_implied_speed_kmh=self.max_implied_speed_kmh, max_accuracy_m=self.max_accuracy_m
+            ),
+            stops=StopRules(
+                max_speed_kmh=self.stop_speed_kmh,
+                radius_m=self.stop_radius_m,
+                min_duration_s=self.stop_min_s,
+                unexpected_after_s=self.unexpected_stop_min * 60,
+            ),
+            speed=SpeedRules(
+                min_duration_s=self.speeding_min_s, tolerance_kmh=self.speed_tolerance_kmh
+            ),
+            default_speed_limit_kmh=self.speed_limit_kmh,
+            timezone=self.timezone,
+        )
 
     @property
     def db_path(self) -> Path:
@@ -82,6 +128,8 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
             raw[key] = value
     try:
         # str_values lets "30" from the environment become 30.0; constraints still apply.
-        return msgspec.convert(raw, Settings, strict=False)
-    except msgspec.ValidationError as exc:
+        settings = msgspec.convert(raw, Settings, strict=False)
+        local_zone(settings.timezone)
+    except (msgspec.ValidationError, ValueError) as exc:
         raise SystemExit(f"trucktrack: bad setting: {exc}") from exc
+    return settings

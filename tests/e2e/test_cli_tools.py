@@ -41,15 +41,16 @@ def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
             assert "200: " in line and "error" not in line and "503" not in line, line
 
 
-def test_bench_geofence_compares_index_and_naive_loop() -> None:
+def test_bench_geofence_compares_the_chain_and_the_naive_loop() -> None:
     out = subprocess.run(
         [*CLI, "bench", "geofence", "--fences", "300", "--vehicles", "200", "--rounds", "2",
          "--naive-seconds", "0.5"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "| GeofenceIndex: containing + crossed (STRtree) |" in out.stdout
-    assert "| naive: every fence per point" in out.stdout and "ratio:" in out.stdout
+    assert "| whole chain: TrackProcessor" in out.stdout
+    assert "| spatial part alone: GeofenceIndex" in out.stdout
+    assert "| naive: every fence per point" in out.stdout and "whole chain vs naive:" in out.stdout
 
 
 def test_a_fresh_data_dir_prints_a_working_first_token(tmp_path: Path) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
 import msgspec
+
+from trucktrack.domain.geofence import Geofence
+from trucktrack.domain.processing import EventKind, TrackEvent
 
 
 class AlertType(StrEnum):
@@ -43,3 +47,72 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int = 0
     acknowledged_at: int | None = None
     acknowledged_by: str | None = None
+
+
+def alert_id_for(fleet_id: str, dedupe_key: str) -> str:
+    """The same event always gets the same id, so a replay can only find it already stored."""
+    return "al_" + hashlib.sha256(f"{fleet_id}\n{dedupe_key}".encode()).hexdigest()[:16]
+
+
+def alerts_from_event(
+    event: TrackEvent,
+    *,
+    fleet_id: str,
+    vehicle_id: str,
+    trip_id: str | None,
+    fence: Geofence | None,
+    created_at: int,
+) -> list[Alert]:
+    """The alerts a processor event raises (stop start/end and speeding end raise none)."""
+    kind, fence_id = event.kind, event.fence_id
+    found: list[tuple[AlertType, Severity, str, dict[str, object]]] = []
+    named: dict[str, object] = {} if fence is None else {"geofence_name": fence.name}
+    rules = fence.rules if fence is not None else None
+    crossed = kind is EventKind.CROSS
+    if (kind is EventKind.ENTER or crossed) and rules is not None and rules.alert_on_entry:
+        extra = {"crossed_between_fixes": True} if crossed else {}
+        found.append((AlertType.GEOFENCE_ENTRY, Severity.INFO,
+                      f"entry:{vehicle_id}:{fence_id}:{event.ts}", named | extra))  # fmt: skip
+    if (kind is EventKind.EXIT or crossed) and rules is not None and rules.alert_on_exit:
+        extra = (
+            {"crossed_between_fixes": True}
+            if crossed
+            else {"entered_at": event.since, "inside_s": (event.ts - event.since) / 1000}
+        )
+        found.append((AlertType.GEOFENCE_EXIT, Severity.INFO,
+                      f"exit:{vehicle_id}:{fence_id}:{event.ts}", named | extra))  # fmt: skip
+    if kind is EventKind.RESTRICTED:
+        found.append((AlertType.RESTRICTED_AREA, Severity.CRITICAL,
+                      f"restricted:{vehicle_id}:{fence_id}:{event.since}",
+                      named | {"inside_since": event.since}))  # fmt: skip
+    if kind is EventKind.DWELL:
+        limit = rules.max_dwell_min if rules is not None else None
+        found.append((AlertType.DWELL_EXCEEDED, Severity.WARNING,
+                      f"dwell:{vehicle_id}:{fence_id}:{event.since}",
+                      named | {"inside_since": event.since, "max_dwell_min": limit}))  # fmt: skip
+    if kind is EventKind.SPEEDING_STARTED:
+        found.append((AlertType.SPEEDING, Severity.WARNING,
+                      f"speeding:{vehicle_id}:{event.since}",
+                      named | {"since": event.since, **event.details}))  # fmt: skip
+    if kind is EventKind.UNEXPECTED_STOP:
+        found.append((AlertType.UNEXPECTED_STOP, Severity.WARNING,
+                      f"unexpected_stop:{vehicle_id}:{event.since}",
+                      {"stopped_since": event.since, **event.details}))  # fmt: skip
+    return [
+        Alert(
+            alert_id=alert_id_for(fleet_id, key),
+            fleet_id=fleet_id,
+            type=type_,
+            severity=severity,
+            vehicle_id=vehicle_id,
+            ts=event.ts,
+            lat=event.lat,
+            lng=event.lng,
+            trip_id=trip_id,
+            geofence_id=fence_id,
+            details=details,
+            dedupe_key=key,
+            created_at=created_at,
+        )
+        for type_, severity, key, details in found
+    ]

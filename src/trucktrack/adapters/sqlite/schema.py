@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # points: the hot tier. Vehicles and trips are stored as small integer keys: text keys made every
 # insert ~1.5x slower (benchmarks/storage_keys.py). The time-first key keeps appends at the end of
@@ -81,9 +81,65 @@ CREATE TABLE IF NOT EXISTS geofences (
     active INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     body BLOB NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fleet_id, geofence_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS geofences_by_active ON geofences (active, created_at);
+
+-- Every change to the fences is a new generation of the catalogue the processors use; a fence
+-- remembers the generation it was last written in (a vehicle that has not reported since sees
+-- it for the first time: a baseline, not an entry).
+CREATE TABLE IF NOT EXISTS fence_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    gen INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO fence_generation VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS geofences_written AFTER INSERT ON geofences BEGIN
+    UPDATE fence_generation SET gen = gen + 1;
+    UPDATE geofences SET generation = (SELECT gen FROM fence_generation)
+        WHERE fleet_id = NEW.fleet_id AND geofence_id = NEW.geofence_id;
+END;
+CREATE TRIGGER IF NOT EXISTS geofences_deleted AFTER DELETE ON geofences BEGIN
+    UPDATE fence_generation SET gen = gen + 1;
+END;
+
+-- The processors' input since their last snapshot, one row per group commit, in order: after
+-- a crash the state is the snapshot plus a replay of these, giving the very same events.
+CREATE TABLE IF NOT EXISTS stream_journal (
+    seq INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stream_snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    journal_seq INTEGER NOT NULL,
+    taken_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+
+-- Stops found by the stop detector (open while ended_ts is NULL).
+CREATE TABLE IF NOT EXISTS stops (
+    vkey INTEGER NOT NULL,
+    started_ts INTEGER NOT NULL,
+    ended_ts INTEGER,
+    lat REAL NOT NULL,
+    lng REAL NOT NULL,
+    trip_key INTEGER,
+    authorised INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    PRIMARY KEY (vkey, started_ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stops_by_trip ON stops (trip_key, started_ts)
+    WHERE trip_key IS NOT NULL;
+
+-- Filtered distance per vehicle and trip, as of the processors' last snapshot.
+CREATE TABLE IF NOT EXISTS vehicle_distance (
+    vkey INTEGER PRIMARY KEY,
+    metres REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trip_distance (
+    trip_key INTEGER PRIMARY KEY,
+    metres REAL NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS alerts (
     fleet_id TEXT NOT NULL,
@@ -159,6 +215,9 @@ def create_schema(path: Path) -> None:
     """Create the tables if they are missing (idempotent)."""
     conn = connect(path)
     try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(geofences)")}
+        if columns and "generation" not in columns:  # a version-1 database
+            conn.execute("ALTER TABLE geofences ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     finally:

@@ -394,7 +394,11 @@ _decode_fence = msgspec.msgpack.Decoder(Geofence).decode
 
 
 def _put_geofence(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
-    conn.execute("INSERT OR REPLACE INTO geofences VALUES (?,?,?,?,?,?,?)", row)
+    conn.execute(
+        "INSERT OR REPLACE INTO geofences "
+        "(fleet_id, geofence_id, name, kind, active, created_at, body) VALUES (?,?,?,?,?,?,?)",
+        row,
+    )
 
 
 def _delete_geofence(conn: sqlite3.Connection, fleet_id: str, geofence_id: str) -> int:

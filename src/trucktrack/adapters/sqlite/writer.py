@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from trucktrack.adapters.sqlite.schema import INSERT_POINT, connect
+from trucktrack.adapters.sqlite.stream import GroupInput, StreamConfig, StreamReport, TrackStream
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Rejection
 from trucktrack.errors import Overloaded, StorageUnavailable
@@ -36,6 +37,7 @@ from trucktrack.errors import Overloaded, StorageUnavailable
 log = logging.getLogger(__name__)
 
 _APPEND, _CALL = b"A", b"C"
+_REPORT = 0  # the job id of the writer's own messages: what processing a group found
 _Batch = tuple[int, str, list[GpsPoint]]
 _encode_batch = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(_Batch).decode
@@ -70,8 +72,12 @@ class GroupCommitWriter:
         synchronous: str = "FULL",
         max_pending_points: int = 50_000,
         max_group_points: int = 20_000,
+        stream: StreamConfig | None = None,
+        on_report: Callable[[StreamReport], None] | None = None,
     ) -> None:
         self._path = path
+        self._stream = stream
+        self._on_report = on_report
         self._synchronous = synchronous
         self._max_pending = max_pending_points
         self._max_group = max_group_points
@@ -98,7 +104,14 @@ class GroupCommitWriter:
         replies_out, replies_in = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
             target=_writer_main,
-            args=(requests_out, replies_in, str(self._path), self._synchronous, self._max_group),
+            args=(
+                requests_out,
+                replies_in,
+                str(self._path),
+                self._synchronous,
+                self._max_group,
+                self._stream,
+            ),
             name="trucktrack-writer",
             daemon=True,
         )
@@ -179,7 +192,10 @@ class GroupCommitWriter:
                 job_id, result, error, claimed, commits = pickle.loads(pipe.recv_bytes())
                 self._owners.update(claimed)
                 self.commits = commits
-                self._settle(job_id, result, error)
+                if job_id == _REPORT:
+                    self._report(result)
+                else:
+                    self._settle(job_id, result, error)
         except EOFError:
             pass
         finally:
@@ -189,6 +205,13 @@ class GroupCommitWriter:
                 orphans = list(self._waiting)
             for job_id in orphans:
                 self._settle(job_id, None, self._broken)
+
+    def _report(self, report: StreamReport) -> None:
+        if self._on_report is not None:
+            try:
+                self._on_report(report)
+            except Exception:
+                log.exception("a stream report could not be handled")
 
     def _settle(self, job_id: int, result: Any, error: BaseException | None) -> None:
         with self._lock:
@@ -206,7 +229,12 @@ class GroupCommitWriter:
 
 
 def _writer_main(
-    requests: Connection, replies: Connection, path: str, synchronous: str, max_group: int
+    requests: Connection,
+    replies: Connection,
+    path: str,
+    synchronous: str,
+    max_group: int,
+    stream_config: StreamConfig | None,
 ) -> None:
     # Ctrl-C at a terminal reaches the whole process group: the writer must not die with work
     # in hand. It stops when its parent closes the pipe, after writing everything received.
@@ -226,8 +254,12 @@ def _writer_main(
         except (EOFError, OSError):
             inbox.put(None)
 
+    stream = None
+    if stream_config is not None:
+        stream = TrackStream(conn, stream_config)
+        stream.recover()
     threading.Thread(target=read, daemon=True).start()
-    engine = _Engine(conn, replies)
+    engine = _Engine(conn, replies, stream)
     try:
         engine.run(inbox, max_group)
     finally:
@@ -253,9 +285,12 @@ class _Job:
 class _Engine:
     """The writer loop: groups queued jobs, applies them in one transaction, replies."""
 
-    def __init__(self, conn: sqlite3.Connection, replies: Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, replies: Connection, stream: TrackStream | None
+    ) -> None:
         self._conn = conn
         self._replies = replies
+        self._stream = stream
         self._vehicles: dict[str, tuple[str, int]] = {
             vid: (fleet, vkey)
             for vkey, vid, fleet in conn.execute("SELECT vkey, vehicle_id, fleet_id FROM vehicles")
@@ -291,13 +326,16 @@ class _Engine:
         conn = self._conn
         results: list[tuple[Any, BaseException | None]] = []
         keys = _NewKeys()
+        inputs: list[GroupInput] = []
+        report = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
                 if job.fn is not None:
                     results.append(self._apply_fn(job.fn, job.args))
                 else:
-                    results.append((self._apply_points(job, keys), None))
+                    results.append((self._apply_points(job, keys, inputs), None))
+            report = self._process(inputs)
             conn.execute("COMMIT")
             self._vehicles.update(keys.vehicles)
             self._trips.update(keys.trips)
@@ -308,6 +346,9 @@ class _Engine:
             error = StorageUnavailable(f"could not write to the database: {exc}")
             results = [(None, error)] * len(group)
             keys = _NewKeys()
+            report = None
+            if self._stream is not None:
+                self._stream.reload()
         self._commits += 1
         claimed = {vid: fleet for vid, (fleet, _) in keys.vehicles.items()}
         for job, (result, error) in zip(group, results, strict=True):
@@ -318,6 +359,27 @@ class _Engine:
                 reply = pickle.dumps((job.job_id, None, failure, claimed, self._commits))
             self._replies.send_bytes(reply)
             claimed = {}
+        if report is not None and (report.alerts or report.lags_s or report.failed):
+            self._replies.send_bytes(pickle.dumps((_REPORT, report, None, {}, self._commits)))
+
+    def _process(self, inputs: list[GroupInput]) -> StreamReport | None:
+        """Run the processors over the group's points, in its transaction. A failure there
+        must not refuse the points: they stay stored, unprocessed, and the state restarts
+        from the database."""
+        if self._stream is None:
+            return None
+        conn = self._conn
+        conn.execute("SAVEPOINT stream")
+        try:
+            report = self._stream.process_group(inputs)
+        except Exception:
+            log.exception("processing a group failed; its points are stored without events")
+            conn.execute("ROLLBACK TO stream")
+            conn.execute("RELEASE stream")
+            self._stream.reload()
+            return StreamReport([], [], failed=True)
+        conn.execute("RELEASE stream")
+        return report
 
     def _apply_fn(
         self, fn: Callable[..., Any], args: tuple[Any, ...]
@@ -333,11 +395,13 @@ class _Engine:
         conn.execute("RELEASE job")
         return result, None
 
-    def _apply_points(self, job: _Job, keys: _NewKeys) -> AppendOutcome:
+    def _apply_points(self, job: _Job, keys: _NewKeys, inputs: list[GroupInput]) -> AppendOutcome:
         conn = self._conn
         fleet = job.fleet_id
         vehicles, trips = self._vehicles, self._trips
         rows: list[tuple[Any, ...]] = []
+        stored: list[GpsPoint] = []
+        slots: list[tuple[int, int]] = []
         rejected: list[Rejection] = []
         for index, p in enumerate(job.points):
             vid = p.vehicle_id
@@ -360,8 +424,11 @@ class _Engine:
                 (p.ts, known[1], p.lat, p.lng, p.speed, p.heading, p.accuracy, p.altitude,
                  trip_key, p.driver_id, p.engine_status, p.received_at)
             )  # fmt: skip
+            stored.append(p)
+            slots.append((known[1], -1 if trip_key is None else trip_key))
         # rowcount excludes the trigger's writes: it is exactly the rows new to the log.
         inserted = conn.executemany(INSERT_POINT, rows).rowcount if rows else 0
+        inputs.append((fleet, stored, slots))
         return AppendOutcome(inserted=inserted, duplicates=len(rows) - inserted, rejected=rejected)
 
 

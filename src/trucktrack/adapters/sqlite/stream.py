@@ -1,0 +1,336 @@
+"""The processors on the embedded default: run by the writer, inside each group's transaction.
+
+Every group commit hands the points it stored to `TrackStream.process_group`, which runs them
+through `TrackProcessor` and writes what follows (alerts and their webhook outbox rows, stops,
+one journal row holding the batch) in the same transaction. So an acknowledged point has been
+processed exactly once: the reply, the point and its alerts commit together or not at all.
+
+The processor state lives in memory and is saved as a snapshot every `snapshot_interval_s`
+(and before the fence catalogue changes), not at every commit: saving 10,000 vehicles' state
+per group would cost as much as storing the points. After a crash the state is the snapshot
+plus a replay of the journal rows since, which recomputes the same events; their alerts have
+deterministic ids and dedupe keys, so the replay finds them stored and adds nothing.
+
+(On AWS the same `TrackProcessor` runs in the Kinesis consumer, with the state in DynamoDB.)
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from trucktrack.domain.alerts import Alert, alerts_from_event
+from trucktrack.domain.geofence import BadGeometry, Geofence, fence_shape
+from trucktrack.domain.model import GpsPoint
+from trucktrack.domain.processing import (
+    EventKind,
+    FenceCatalog,
+    ProcessorRules,
+    TrackBatch,
+    TrackEvent,
+    TrackProcessor,
+    TrackState,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StreamConfig(msgspec.Struct, frozen=True):
+    """How the writer process sets its stream up (crosses to it pickled)."""
+
+    rules: ProcessorRules
+    notify: bool
+    """Queue new alerts for webhook delivery."""
+    snapshot_s: float
+
+
+class StreamReport(msgspec.Struct, frozen=True):
+    """What one group's processing tells the server process (for metrics and live pushes)."""
+
+    alerts: list[Alert]
+    lags_s: list[float]
+    """Per batch: from the server receiving it to its processing."""
+    failed: bool = False
+
+
+class _Entry(msgspec.Struct, array_like=True):
+    """One journal row: a processed batch's columns, exactly as the processor saw them."""
+
+    slot: bytes
+    trip: bytes
+    ts: bytes
+    lat: bytes
+    lng: bytes
+    speed: bytes
+    accuracy: bytes
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_entry = msgspec.msgpack.Decoder(_Entry).decode
+_decode_fence = msgspec.msgpack.Decoder(Geofence).decode
+_encode_alert = msgspec.msgpack.Encoder().encode
+INT, FLOAT = np.int64, np.float64
+
+# What the writer hands over per append job: the fleet, the points, their (vkey, trip_key).
+GroupInput = tuple[str, Sequence[GpsPoint], Sequence[tuple[int, int]]]
+
+
+class _Column(Sequence[Any]):
+    """A lazy column of a list of points (ids are only read for scoped fences and events)."""
+
+    __slots__ = ("_attr", "_points")
+
+    def __init__(self, points: Sequence[GpsPoint], attr: str) -> None:
+        self._points, self._attr = points, attr
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __getitem__(self, i: Any) -> Any:
+        return getattr(self._points[i], self._attr)
+
+
+class TrackStream:
+    def __init__(self, conn: sqlite3.Connection, config: StreamConfig) -> None:
+        self._conn = conn
+        self._rules = config.rules
+        self._notify = config.notify
+        self._snapshot_s = config.snapshot_s
+        self._processor = TrackProcessor(config.rules)
+        self._generation = -1
+        self._fences: dict[tuple[str, str], Geofence] = {}
+        self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._seq = 0
+        self._snapshot_at = 0.0
+        self._saved_distance = np.zeros(0)
+        self._saved_trips = np.zeros(0)
+
+    # --- start and recovery -----------------------------------------------------------------
+    def recover(self) -> None:
+        """Load the fences and the last snapshot, replay the journal since, save a snapshot.
+        Runs in its own transaction, before the writer takes any job."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._load_state()
+            self._load_fences()
+            replayed = self._replay()
+            self._snapshot()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if replayed:
+            log.info("processors resumed: %d journal batches replayed", replayed)
+
+    def reload(self) -> None:
+        """After a failed transaction: memory is ahead of the database, so start again from it
+        (inside the caller's open transaction)."""
+        self._load_state()
+        self._generation = -1
+        self._load_fences()
+        self._replay()
+
+    def _load_state(self) -> None:
+        row = self._conn.execute("SELECT journal_seq, body FROM stream_snapshot").fetchone()
+        state = TrackState() if row is None else TrackState.from_bytes(row[1])
+        self._seq = 0 if row is None else row[0]
+        self._processor = TrackProcessor(self._rules, state)
+        self._saved_distance = state.distance.copy()
+        self._saved_trips = state.trip_distance.copy()
+
+    def _load_fences(self) -> None:
+        """Rebuild the catalogue if any fence changed; shapes of unchanged fences are reused."""
+        conn = self._conn
+        generation = conn.execute("SELECT gen FROM fence_generation").fetchone()[0]
+        if generation == self._generation:
+            return
+        fences: dict[tuple[str, str], Geofence] = {}
+        shapes: dict[tuple[str, str], tuple[int, Any]] = {}
+        entries = []
+        for body, born in conn.execute("SELECT body, generation FROM geofences WHERE active = 1"):
+            fence = _decode_fence(body)
+            key = (fence.fleet_id, fence.geofence_id)
+            cached = self._shapes.get(key)
+            if cached is not None and cached[0] == born:
+                shape = cached[1]
+            else:
+                try:
+                    shape = fence_shape(fence)
+                except BadGeometry:  # checked when stored; a bad row must not stop the stream
+                    log.exception("skipping geofence %s", key)
+                    continue
+            fences[key], shapes[key] = fence, (born, shape)
+            entries.append((fence, shape, born))
+        self._processor.catalog = FenceCatalog(entries, generation)
+        self._fences, self._shapes, self._generation = fences, shapes, generation
+
+    def _replay(self) -> int:
+        conn = self._conn
+        rows = conn.execute(
+            "SELECT seq, body FROM stream_journal WHERE seq > ? ORDER BY seq", [self._seq]
+        ).fetchall()
+        if not rows:
+            return 0
+        vehicles = {
+            vkey: (vid, fleet)
+            for vkey, vid, fleet in conn.execute("SELECT vkey, vehicle_id, fleet_id FROM vehicles")
+        }
+        trips = dict(conn.execute("SELECT trip_key, trip_id FROM trip_keys").fetchall())
+        for seq, body in rows:
+            entry = _decode_entry(body)
+            slot = np.frombuffer(entry.slot, dtype=INT)
+            trip = np.frombuffer(entry.trip, dtype=INT)
+            owners = [vehicles[v] for v in slot.tolist()]
+            fleets = [fleet for _, fleet in owners]
+            batch = TrackBatch(
+                slot=slot,
+                fleet=np.array([self._processor.catalog.fleet_code(f) for f in fleets], INT),
+                trip=trip,
+                ts=np.frombuffer(entry.ts, dtype=INT),
+                lat=np.frombuffer(entry.lat, dtype=FLOAT),
+                lng=np.frombuffer(entry.lng, dtype=FLOAT),
+                speed=np.frombuffer(entry.speed, dtype=FLOAT),
+                accuracy=np.frombuffer(entry.accuracy, dtype=FLOAT),
+                vehicle_ids=[vid for vid, _ in owners],
+                trip_ids=[trips.get(t) for t in trip.tolist()],
+            )
+            self._record(self._processor.process(batch), batch, fleets, _now_ms())
+            self._seq = seq
+        return len(rows)
+
+    # --- the group commit's side --------------------------------------------------------------
+    def process_group(self, jobs: Sequence[GroupInput]) -> StreamReport | None:
+        """Process the points of one group commit, inside its open transaction."""
+        if self._conn.execute("SELECT gen FROM fence_generation").fetchone()[0] != (
+            self._generation
+        ):
+            self._snapshot()  # the journal must only ever be replayed with the fences it saw
+            self._load_fences()
+        jobs = [job for job in jobs if job[1]]
+        if not jobs:
+            return None
+        now = _now_ms()
+        points = [p for _, pts, _ in jobs for p in pts]
+        keys = [k for _, _, ks in jobs for k in ks]
+        fleets = [fleet for fleet, pts, _ in jobs for _ in range(len(pts))]
+        codes = np.concatenate(
+            [
+                np.full(len(pts), self._processor.catalog.fleet_code(fleet), INT)
+                for fleet, pts, _ in jobs
+            ]
+        )
+        slot, trip = (np.array(column, INT) for column in zip(*keys, strict=True))
+        ts, lat, lng, speed, accuracy = zip(
+            *((p.ts, p.lat, p.lng, p.speed, p.accuracy) for p in points), strict=True
+        )
+        batch = TrackBatch(
+            slot=slot,
+            fleet=codes,
+            trip=trip,
+            ts=np.array(ts, INT),
+            lat=np.array(lat, FLOAT),
+            lng=np.array(lng, FLOAT),
+            speed=np.array(speed, FLOAT),
+            accuracy=np.array(accuracy, FLOAT),
+            vehicle_ids=_Column(points, "vehicle_id"),
+            trip_ids=_Column(points, "trip_id"),
+        )
+        alerts = self._record(self._processor.process(batch), batch, fleets, now)
+        entry = _Entry(*(a.tobytes() for a in (slot, trip, batch.ts, batch.lat, batch.lng,
+                                                batch.speed, batch.accuracy)))  # fmt: skip
+        self._seq = (
+            self._conn.execute(
+                "INSERT INTO stream_journal (body) VALUES (?)", [_encode(entry)]
+            ).lastrowid
+            or self._seq
+        )
+        if time.monotonic() - self._snapshot_at >= self._snapshot_s:
+            self._snapshot()
+        lags = [(now - pts[0].received_at) / 1000 for _, pts, _ in jobs]
+        return StreamReport(alerts, lags)
+
+    def _record(
+        self, events: list[TrackEvent], batch: TrackBatch, fleets: Sequence[str], now: int
+    ) -> list[Alert]:
+        """Store the alerts (once per dedupe key) and stops the events raise; returns the new
+        alerts."""
+        conn = self._conn
+        new: list[Alert] = []
+        for event in events:
+            i = event.point
+            vkey, trip_key = int(batch.slot[i]), int(batch.trip[i])
+            trip_key_or_none = None if trip_key < 0 else trip_key
+            if event.kind is EventKind.STOP_STARTED or event.kind is EventKind.STOP_ENDED:
+                conn.execute(
+                    "INSERT INTO stops VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (vkey, started_ts) "
+                    "DO UPDATE SET ended_ts = excluded.ended_ts, "
+                    "authorised = excluded.authorised, duration_s = excluded.duration_s",
+                    [vkey, event.since,
+                     event.ts if event.kind is EventKind.STOP_ENDED else None,
+                     event.lat, event.lng, trip_key_or_none,
+                     bool(event.details.get("authorised")), event.details.get("duration_s", 0)],
+                )  # fmt: skip
+                continue
+            fleet = fleets[i]
+            fence = self._fences.get((fleet, event.fence_id)) if event.fence_id else None
+            for alert in alerts_from_event(
+                event,
+                fleet_id=fleet,
+                vehicle_id=batch.vehicle_ids[i],
+                trip_id=batch.trip_ids[i],
+                fence=fence,
+                created_at=now,
+            ):
+                if record_alert(conn, alert, self._notify):
+                    new.append(alert)
+        return new
+
+    def _snapshot(self) -> None:
+        """Save the state, forget the journal it covers, and publish distances that changed."""
+        conn = self._conn
+        state = self._processor.state
+        conn.execute(
+            "INSERT OR REPLACE INTO stream_snapshot VALUES (1, ?, ?, ?)",
+            [self._seq, _now_ms(), state.to_bytes()],
+        )
+        conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [self._seq])
+        for table, key, now, saved in (
+            ("vehicle_distance", "vkey", state.distance, self._saved_distance),
+            ("trip_distance", "trip_key", state.trip_distance, self._saved_trips),
+        ):
+            before = np.zeros(len(now))
+            before[: min(len(saved), len(now))] = saved[: len(now)]
+            changed = np.flatnonzero(now != before)
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {table} ({key}, metres) VALUES (?, ?)",
+                zip(changed.tolist(), now[changed].tolist(), strict=True),
+            )
+        self._saved_distance = state.distance.copy()
+        self._saved_trips = state.trip_distance.copy()
+        self._snapshot_at = time.monotonic()
+
+
+def record_alert(conn: sqlite3.Connection, alert: Alert, notify: bool) -> bool:
+    """Store an alert unless its dedupe key is already stored; queue it for the webhook if new."""
+    new = conn.execute(
+        "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)",
+        [alert.fleet_id, alert.alert_id, alert.type.value, alert.vehicle_id, alert.trip_id,
+         alert.ts, alert.dedupe_key, _encode_alert(alert)],
+    ).rowcount  # fmt: skip
+    if new and notify:
+        conn.execute(
+            "INSERT INTO alert_outbox (fleet_id, alert_id) VALUES (?, ?)",
+            [alert.fleet_id, alert.alert_id],
+        )
+    return bool(new)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
