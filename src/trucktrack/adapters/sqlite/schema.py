@@ -106,7 +106,7 @@ END;
 -- The processors' input since their last snapshot, one row per group commit, in order: after
 -- a crash the state is the snapshot plus a replay of these, giving the very same events.
 CREATE TABLE IF NOT EXISTS stream_journal (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even once the table is emptied
     body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS stream_snapshot (

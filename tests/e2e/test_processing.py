@@ -1,0 +1,208 @@
+"""The processors through the real server: fences made over HTTP, a truck's track posted in
+batches, and the alerts it must raise, once each, across retries, tenancy and a SIGKILL."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, create_token, free_port, metric, now_ms, wait_for
+from trucktrack.simulation import destination
+
+NAGPUR = (21.1458, 79.0882)
+STEP_S = 30
+
+
+def east(metres: float, north: float = 0.0) -> tuple[float, float]:
+    lat, lng = destination(*NAGPUR, 90, metres)
+    return destination(lat, lng, 0, north) if north else (lat, lng)
+
+
+def make_fences(client: httpx.Client) -> dict[str, str]:
+    """A depot (stops allowed, 20 min dwell limit) 3 km east, a north-south road corridor at
+    9 km, a restricted zone at 14-15 km; returns name -> id."""
+    depot = east(3000)
+    road_s, road_n = east(9000, -2000), east(9000, 2000)
+    zone = [east(14_000, -500), east(15_000, -500), east(15_000, 500), east(14_000, 500)]
+    ring = [[lng, lat] for lat, lng in [*zone, zone[0]]]
+    bodies = {
+        "depot": {"type": "circular", "center": {"lat": depot[0], "lng": depot[1]},
+                  "radius_m": 300, "rules": {"stop_allowed": True, "max_dwell_min": 20}},
+        "road": {"type": "corridor", "width_m": 40, "geometry": {
+            "type": "LineString", "coordinates": [[road_s[1], road_s[0]], [road_n[1], road_n[0]]]}},
+        "zone": {"type": "polygon", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                 "rules": {"restricted": True, "alert_on_exit": False}},
+    }  # fmt: skip
+    ids = {}
+    for name, body in bodies.items():
+        r = client.post("/geofences", json={"name": name, **body})
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["geofence_id"]
+    return ids
+
+
+def track(vehicle: str, start_ms: int) -> list[dict[str, Any]]:
+    """Drives east at 60 km/h into the depot, stays 35 min, leaves, has one 120 km/h spike,
+    then 2.5 min at 100 km/h, passes the road corridor between two fixes, stops 32 min on the
+    highway, then drives into the restricted zone. One fix every 30 s."""
+    legs = [
+        (6, 60), (70, 0), (4, 60), (1, 120), (3, 60), (5, 100), (3, 60), (64, 0), (8, 60),
+    ]  # fmt: skip
+    x, ts, points = 0.0, start_ms, []
+    for fixes, speed in legs:
+        for _ in range(fixes):
+            x += speed / 3.6 * STEP_S
+            ts += STEP_S * 1000
+            lat, lng = east(x)
+            points.append({"vehicle_id": vehicle, "lat": lat, "lng": lng, "speed": speed,
+                           "timestamp": ts, "trip_id": f"trip-{vehicle}"})  # fmt: skip
+    return points
+
+
+EXPECTED = [
+    ("geofence_entry", "depot"),
+    ("dwell_exceeded", "depot"),
+    ("geofence_exit", "depot"),
+    ("speeding", None),
+    ("geofence_entry", "road"),
+    ("geofence_exit", "road"),
+    ("unexpected_stop", None),
+    ("geofence_entry", "zone"),
+    ("restricted_area", "zone"),
+]
+
+
+def post_all(client: httpx.Client, points: list[dict[str, Any]], size: int = 20) -> None:
+    for i in range(0, len(points), size):
+        r = client.post("/tracking/gps", json={"updates": points[i : i + size]})
+        assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+
+
+def alerts_of(client: httpx.Client, vehicle: str) -> list[dict[str, Any]]:
+    r = client.get("/alerts", params={"vehicle_id": vehicle, "limit": 1000})
+    assert r.status_code == 200, r.text
+    return list(r.json()["alerts"])
+
+
+def summary(alerts: list[dict[str, Any]], ids: dict[str, str]) -> list[tuple[str, str | None]]:
+    """(type, fence name) in time order; alerts of the same instant in a fixed order."""
+    names = {v: k for k, v in ids.items()}
+    assert [a["timestamp_ms"] for a in alerts] == sorted(a["timestamp_ms"] for a in alerts)
+    rank = {e: n for n, e in enumerate(EXPECTED)}
+    found = [(a["timestamp_ms"], (a["type"], names.get(a["geofence_id"]))) for a in alerts]
+    return [e for _, e in sorted(found, key=lambda f: (f[0], rank.get(f[1], -1)))]
+
+
+def test_a_track_raises_each_alert_once_even_when_retried(server: Server, uid: str) -> None:
+    token = create_token(server.data_dir, f"proc-{uid}", "admin")
+    vehicle = f"MH31-{uid}"
+    with server.client(token) as c:
+        ids = make_fences(c)
+        points = track(vehicle, now_ms() - 3 * 3_600_000)
+        post_all(c, points)
+        post_all(c, points[100:140], size=7)  # a retry, cut differently
+        post_all(c, points[::-1][:30])  # late copies, newest first
+        alerts = alerts_of(c, vehicle)
+        assert summary(alerts, ids) == EXPECTED
+        by_type = {a["type"]: a for a in alerts}
+        assert by_type["speeding"]["details"]["max_speed_kmh"] == 100
+        assert by_type["speeding"]["severity"] == "warning"
+        assert by_type["restricted_area"]["severity"] == "critical"
+        assert by_type["unexpected_stop"]["details"]["duration_s"] > 1800
+        assert all(a["trip_id"] == f"trip-{vehicle}" for a in alerts)
+        entry_road = next(a for a in alerts if a["geofence_id"] == ids["road"])
+        assert entry_road["details"]["crossed_between_fixes"] is True
+        assert c.get("/alerts", params={"type": "speeding", "vehicle_id": vehicle}).json()[
+            "alerts"
+        ] == [by_type["speeding"]]
+        text = c.get("/metrics").text
+        assert metric(text, 'geofence_violations_total{type="restricted_area"}') >= 1
+        assert metric(text, 'alerts_total{type="unexpected_stop"}') >= 1
+        assert metric(text, "gps_processing_lag_seconds_count") >= 1
+
+
+def test_fences_of_one_fleet_never_touch_another_fleets_trucks(server: Server, uid: str) -> None:
+    owner = create_token(server.data_dir, f"fenced-{uid}", "admin")
+    other = create_token(server.data_dir, f"other-{uid}", "admin")
+    vehicle = f"KA01-{uid}"
+    with server.client(owner) as mine, server.client(other) as theirs:
+        make_fences(mine)
+        post_all(theirs, track(vehicle, now_ms() - 3 * 3_600_000))
+        kinds = {a["type"] for a in alerts_of(theirs, vehicle)}
+        assert kinds == {"speeding", "unexpected_stop"}  # no fence alert of another fleet
+        assert alerts_of(mine, vehicle) == []
+
+
+def test_a_fence_drawn_around_a_parked_truck_raises_no_entry(server: Server, uid: str) -> None:
+    token = create_token(server.data_dir, f"parked-{uid}", "admin")
+    vehicle = f"GJ05-{uid}"
+    start = now_ms() - 3_600_000
+    here = east(3000)
+    parked = [{"vehicle_id": vehicle, "lat": here[0], "lng": here[1], "speed": 0,
+               "timestamp": start + i * 30_000} for i in range(6)]  # fmt: skip
+    with server.client(token) as c:
+        post_all(c, parked[:3])
+        make_fences(c)
+        post_all(c, parked[3:])
+        assert alerts_of(c, vehicle) == []
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.got.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Any:
+    Receiver.got = []
+    port = free_port()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}/hook"
+    httpd.shutdown()
+
+
+def test_sigkill_mid_track_loses_and_repeats_no_alert(tmp_path: Path, receiver: str) -> None:
+    """The snapshot interval is an hour, so after the kill the processors' state can only come
+    back by replaying the journal: the last snapshot has the truck outside the depot, so a
+    state not brought up to date would raise the depot entry again."""
+    env = {"TRUCKTRACK_WEBHOOK_URL": receiver, "TRUCKTRACK_PROCESSOR_SNAPSHOT_S": "3600"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        token = create_token(server.data_dir, "crash", "admin")
+        points = track("CRASH-1", now_ms() - 3 * 3_600_000)
+        with server.client(token) as c:
+            ids = make_fences(c)
+            post_all(c, points[:3])
+            # A fence change makes the processors save their state (truck outside the depot).
+            far = {"type": "circular", "center": {"lat": 10, "lng": 77}, "radius_m": 50}
+            assert c.post("/geofences", json={"name": "far", **far}).status_code == 201
+            post_all(c, points[3:60])  # into the depot, stopped, dwell limit passed
+        server.kill()
+        server.start()
+        with server.client(token) as c:
+            post_all(c, points[50:])  # the client retries from where it was unsure
+            alerts = alerts_of(c, "CRASH-1")
+            assert summary(alerts, ids) == EXPECTED
+            wait_for(lambda: len({a["alert_id"] for a in Receiver.got}) == len(alerts),
+                     timeout_s=20, what="every alert at the webhook")  # fmt: skip
+            assert {a["alert_id"] for a in Receiver.got} == {a["alert_id"] for a in alerts}
+        time.sleep(0.5)
+    finally:
+        server.stop()
