@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
     parser.add_argument("--paced-rate", type=float, default=20_000, help="points/s of phase 2")
     parser.add_argument("--read-duration", type=float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--fences",
+        type=int,
+        default=0,
+        help="active geofences to create (over HTTP) before the phases, as bench geofence makes",
+    )
     parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
     parser.add_argument(
         "--server-env",
@@ -74,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="LABEL:NAME=VALUE[,NAME=VALUE]",
         help="also run every phase against a server started with this environment, reported "
-        "side by side with the default (repeatable), "
-        "e.g. 'gil 5ms:TRUCKTRACK_SWITCH_INTERVAL_S=0.005'",
+        "side by side with the default (repeatable); names without the TRUCKTRACK_ prefix set "
+        "this command's options, e.g. '10k fences:fences=10000' or "
+        "'normal:TRUCKTRACK_SQLITE_SYNCHRONOUS=NORMAL'",
     )
 
 
@@ -87,11 +94,12 @@ def main(args: argparse.Namespace) -> int:
         results = _run_phases(args.url, args.token, args)
     else:
         results = []
-        for label, env in [("", {}), *(_parse_variant(v) for v in args.variant)]:
-            with _server(args, env) as (url, token):
+        for label, env, options in [("", {}, {}), *(_parse_variant(v) for v in args.variant)]:
+            run_args = argparse.Namespace(**{**vars(args), **options})
+            with _server(run_args, env) as (url, token):
                 if url is None:
                     return 1
-                for r in _run_phases(url, token, args):
+                for r in _run_phases(url, token, run_args):
                     results.append(msgspec.structs.replace(r, name=f"{label}{r.name}"))
     report = _report(results, args)
     print(report)
@@ -101,10 +109,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_variant(text: str) -> tuple[str, dict[str, str]]:
+def _parse_variant(text: str) -> tuple[str, dict[str, str], dict[str, int]]:
     label, _, assignments = text.partition(":")
-    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
-    return f"[{label}] ", env
+    pairs = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    env = {k: v for k, v in pairs.items() if k.startswith("TRUCKTRACK_")}
+    options = {k: int(v) for k, v in pairs.items() if not k.startswith("TRUCKTRACK_")}
+    return f"[{label}] ", env, options
 
 
 # --- the server under test ---------------------------------------------------------------------
@@ -112,7 +122,7 @@ def _parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 @contextlib.contextmanager
 def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    own_dir = args.data_dir is None or bool(extra_env)  # variants always get a fresh folder
+    own_dir = args.data_dir is None or bool(extra_env) or bool(args.fences)
     data_dir = Path(tempfile.mkdtemp(prefix="trucktrack-bench-") if own_dir else args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -154,6 +164,11 @@ def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignor
             print(f"server did not start; see {data_dir / 'server.log'}", file=sys.stderr)
             yield None, None
             return
+        if args.fences:
+            started = time.monotonic()
+            asyncio.run(_create_fences(url, token, args.fences))
+            print(f"{args.fences} fences created in {time.monotonic() - started:.1f} s",
+                  file=sys.stderr)  # fmt: skip
         yield url, token
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -165,6 +180,37 @@ def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignor
         log.close()
         if own_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _create_fences(url: str, token: str, n: int) -> None:
+    """The fences of `trucktrack bench geofence` (same seed), through POST /geofences."""
+    import aiohttp
+
+    from trucktrack.benchmarks.geofence import _fences
+
+    bodies = [
+        msgspec.json.encode(
+            {
+                "name": f.name,
+                "type": f.kind.value,
+                "geometry": f.geometry,
+                "radius_m": f.radius_m,
+                "width_m": f.width_m,
+                "rules": msgspec.to_builtins(f.rules),
+            }
+        )
+        for f in _fences(n, random.Random(7))
+    ]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def worker(share: list[bytes]) -> None:
+            for body in share:
+                async with session.post(url + "/geofences", data=body) as resp:
+                    if resp.status != 201:
+                        raise RuntimeError(f"fence not created: {resp.status} {await resp.text()}")
+
+        await asyncio.gather(*(worker(bodies[i::16]) for i in range(16)))
 
 
 def _free_port() -> int:
@@ -202,6 +248,9 @@ class _Batches:
         rng = random.Random(7)
         self.base_ms = time.time_ns() // 10**6 - 4 * 3_600_000  # well inside the time window
         self.coords = [(rng.uniform(8.5, 32.0), rng.uniform(69.0, 88.5)) for _ in range(vehicles)]
+        # Each vehicle's fixes are vehicles/batch requests apart, one millisecond each: moving
+        # east at the speed it reports (52.5 km/h), so the processors see plausible tracks.
+        self.step_deg = 52.5 / 3.6 * (vehicles / batch) / 1000 / 111_000
         self.k = 0
 
     def next_body(self) -> bytes:
@@ -212,6 +261,7 @@ class _Batches:
         for i in range(n):
             vid = (k * n + i) % v
             lat, lng = self.coords[vid]
+            lng += self.step_deg * ((k * n + i) // v)
             updates.append(
                 {"vehicle_id": f"BENCH-{vid:05d}", "lat": lat, "lng": lng, "timestamp": ts,
                  "speed": 52.5, "heading": 90.0, "trip_id": f"BT-{vid:05d}"}

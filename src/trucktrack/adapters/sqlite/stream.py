@@ -76,6 +76,8 @@ _decode_entry = msgspec.msgpack.Decoder(_Entry).decode
 _decode_fence = msgspec.msgpack.Decoder(Geofence).decode
 _encode_alert = msgspec.msgpack.Encoder().encode
 INT, FLOAT = np.int64, np.float64
+TIDY_JOURNAL_ROWS = 4  # per group: more than the one it adds, so the journal shrinks
+TIDY_ROWS = 1000  # distance rows published per group
 
 # What the writer hands over per append job: the fleet, the points, their (vkey, trip_key).
 GroupInput = tuple[str, Sequence[GpsPoint], Sequence[tuple[int, int]]]
@@ -110,6 +112,8 @@ class TrackStream:
         self._snapshot_at = 0.0
         self._saved_distance = np.zeros(0)
         self._saved_trips = np.zeros(0)
+        self._unsaved = {"vehicle": np.zeros(0, INT), "trip": np.zeros(0, INT)}
+        self._trim_to = self._trimmed = 0
 
     # --- start and recovery -----------------------------------------------------------------
     def recover(self) -> None:
@@ -122,12 +126,25 @@ class TrackStream:
             self._load_fences()
             replayed = self._replay()
             self._snapshot()
+            self.flush()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         if replayed:
             log.info("processors resumed: %d journal batches replayed", replayed)
+
+    def close(self) -> None:
+        """Save the state on a clean stop, so the next start has nothing to replay."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._snapshot()
+            self.flush()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def reload(self) -> None:
         """After a failed transaction: memory is ahead of the database, so start again from it
@@ -142,8 +159,9 @@ class TrackStream:
         state = TrackState() if row is None else TrackState.from_bytes(row[1])
         self._seq = 0 if row is None else row[0]
         self._processor = TrackProcessor(self._rules, state)
-        self._saved_distance = state.distance.copy()
-        self._saved_trips = state.trip_distance.copy()
+        # Whether the last run published every distance is unknown: the next snapshot does.
+        self._saved_distance, self._saved_trips = np.zeros(0), np.zeros(0)
+        self._trim_to = self._trimmed = self._seq
 
     def _load_fences(self) -> None:
         """Rebuild the catalogue if any fence changed; shapes of unchanged fences are reused."""
@@ -208,14 +226,16 @@ class TrackStream:
     # --- the group commit's side --------------------------------------------------------------
     def process_group(self, jobs: Sequence[GroupInput]) -> StreamReport | None:
         """Process the points of one group commit, inside its open transaction."""
-        if self._conn.execute("SELECT gen FROM fence_generation").fetchone()[0] != (
-            self._generation
-        ):
-            self._snapshot()  # the journal must only ever be replayed with the fences it saw
-            self._load_fences()
         jobs = [job for job in jobs if job[1]]
         if not jobs:
             return None
+        if self._conn.execute("SELECT gen FROM fence_generation").fetchone()[0] != (
+            self._generation
+        ):
+            # The journal must only ever be replayed with the fences it saw: save the state
+            # first. (Checked only when points come, so creating many fences stays cheap.)
+            self._snapshot()
+            self._load_fences()
         now = _now_ms()
         points = [p for _, pts, _ in jobs for p in pts]
         keys = [k for _, _, ks in jobs for k in ks]
@@ -253,6 +273,7 @@ class TrackStream:
         )
         if time.monotonic() - self._snapshot_at >= self._snapshot_s:
             self._snapshot()
+        self._tidy()
         lags = [(now - pts[0].received_at) / 1000 for _, pts, _ in jobs]
         return StreamReport(alerts, lags)
 
@@ -293,28 +314,54 @@ class TrackStream:
         return new
 
     def _snapshot(self) -> None:
-        """Save the state, forget the journal it covers, and publish distances that changed."""
+        """Save the state. The journal rows it covers and the distances that changed since the
+        last one are written away a little per group after it (see `_tidy`), so that no
+        single commit pays for all of it."""
         conn = self._conn
         state = self._processor.state
         conn.execute(
             "INSERT OR REPLACE INTO stream_snapshot VALUES (1, ?, ?, ?)",
             [self._seq, _now_ms(), state.to_bytes()],
         )
-        conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [self._seq])
-        for table, key, now, saved in (
-            ("vehicle_distance", "vkey", state.distance, self._saved_distance),
-            ("trip_distance", "trip_key", state.trip_distance, self._saved_trips),
+        self._trim_to = self._seq
+        for name, now, saved in (
+            ("vehicle", state.distance, self._saved_distance),
+            ("trip", state.trip_distance, self._saved_trips),
         ):
             before = np.zeros(len(now))
             before[: min(len(saved), len(now))] = saved[: len(now)]
             changed = np.flatnonzero(now != before)
-            conn.executemany(
-                f"INSERT OR REPLACE INTO {table} ({key}, metres) VALUES (?, ?)",
-                zip(changed.tolist(), now[changed].tolist(), strict=True),
-            )
+            self._unsaved[name] = np.union1d(self._unsaved[name], changed)
         self._saved_distance = state.distance.copy()
         self._saved_trips = state.trip_distance.copy()
         self._snapshot_at = time.monotonic()
+
+    def _tidy(self, rows: int = TIDY_ROWS) -> None:
+        """Delete a few journal rows the snapshot covers and publish a few distances."""
+        conn = self._conn
+        if self._trimmed < self._trim_to:
+            upto = min(self._trim_to, self._trimmed + TIDY_JOURNAL_ROWS)
+            conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [upto])
+            self._trimmed = upto
+        state = self._processor.state
+        for name, table, key, values in (
+            ("vehicle", "vehicle_distance", "vkey", state.distance),
+            ("trip", "trip_distance", "trip_key", state.trip_distance),
+        ):
+            pending = self._unsaved[name]
+            if not len(pending):
+                continue
+            now, self._unsaved[name] = pending[:rows], pending[rows:]
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {table} ({key}, metres) VALUES (?, ?)",
+                zip(now.tolist(), values[now].tolist(), strict=True),
+            )
+
+    def flush(self) -> None:
+        """Finish the tidying at once (at start-up and shut-down)."""
+        self._tidy(rows=2**62)
+        self._conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [self._trim_to])
+        self._trimmed = self._trim_to
 
 
 def record_alert(conn: sqlite3.Connection, alert: Alert, notify: bool) -> bool:

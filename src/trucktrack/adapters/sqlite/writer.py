@@ -262,6 +262,8 @@ def _writer_main(
     engine = _Engine(conn, replies, stream)
     try:
         engine.run(inbox, max_group)
+        if stream is not None:
+            stream.close()
     finally:
         conn.close()
         checkpointer.stop()
