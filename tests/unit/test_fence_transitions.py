@@ -144,3 +144,16 @@ def test_dwelling_too_long_is_reported_once_per_visit() -> None:
     _, events = run(DEPOT, fixes, terms=terms)
     dwell = [e for e in events if e.kind is Transition.DWELL]
     assert [(e.ts, e.since) for e in dwell] == [(T0 + 240 * S, T0 + 60 * S)]
+
+
+def test_restricted_hours_are_local_and_may_wrap_past_midnight() -> None:
+    ist = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+    def at(hour: int, minute: int) -> int:
+        return int(dt.datetime(2026, 11, 18, hour, minute, tzinfo=ist).timestamp() * 1000)
+
+    assert NIGHT.restricted_at(at(23, 0), ist) and NIGHT.restricted_at(at(5, 59), ist)
+    assert not NIGHT.restricted_at(at(6, 0), ist) and not NIGHT.restricted_at(at(19, 59), ist)
+    assert DAY.restricted_at(at(8, 0), ist) and not DAY.restricted_at(at(20, 0), ist)
+    assert FenceTerms(restricted=True).restricted_at(at(3, 0), ist)
+    assert not FenceTerms(restricted=False).restricted_at(at(12, 0), ist)

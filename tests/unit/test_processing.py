@@ -72,6 +72,11 @@ def fences(fleet: str = "f1") -> list[Geofence]:
             geometry={"type": "Point", "coordinates": [east[1], east[0]]}, radius_m=300,
             rules=FenceRules(vehicle_ids=["v1", "v3"], restricted=True),
         ),
+        Geofence(
+            geofence_id="site", fleet_id=fleet, name="site", kind=FenceKind.CIRCULAR,
+            geometry={"type": "Point", "coordinates": [PUNE[1], PUNE[0] - 0.01]}, radius_m=500,
+            rules=FenceRules(trip_ids=["trip-v2", "trip-v5"], speed_limit_kmh=20),
+        ),
     ]  # fmt: skip
 
 
@@ -158,7 +163,8 @@ class Reference:
         prev = [before] + [filters.TrackFix(p[0], p[1], p[2]) for p in kept[:-1]]
         scoped = {
             f.geofence_id for f in fences()
-            if f.rules.vehicle_ids is not None and self.vehicle not in f.rules.vehicle_ids
+            if (f.rules.vehicle_ids is not None and self.vehicle not in f.rules.vehicle_ids)
+            or (f.rules.trip_ids is not None and f"trip-{self.vehicle}" not in f.rules.trip_ids)
         }  # fmt: skip
         inside = [s - scoped for s in cat.index.containing(lng, lat)]
         crossed = [
