@@ -7,8 +7,17 @@ import random
 
 import numpy as np
 import pytest
+import shapely
 
-from trucktrack.domain.geofence import BadGeometry, GeofenceIndex, circle, corridor, polygon
+from trucktrack.benchmarks.geofence import _fences
+from trucktrack.domain.geofence import (
+    BadGeometry,
+    GeofenceIndex,
+    circle,
+    corridor,
+    fence_shape,
+    polygon,
+)
 from trucktrack.simulation import destination
 
 PUNE = (18.5204, 73.8567)  # lat, lng
@@ -126,3 +135,28 @@ def test_the_index_agrees_with_testing_every_fence() -> None:
 
 def test_an_empty_index_finds_nothing() -> None:
     assert GeofenceIndex([]).containing(np.array([73.0]), np.array([18.0])) == [frozenset()]
+
+
+def test_grid_pairs_equal_the_strtree_pairs() -> None:
+    """The processors' grid path and the STRtree find exactly the same fences, for points
+    inside, outside and beyond every fence, short segments and long jumps."""
+    fences = _fences(600, random.Random(5))
+    index = GeofenceIndex([(f.geofence_id, fence_shape(f)) for f in fences])
+    rng = np.random.default_rng(5)
+    lat0, lng0 = rng.uniform(5, 35, 20_000), rng.uniform(65, 92, 20_000)
+    near = shapely.get_coordinates(shapely.centroid(index.shapes))  # half of them by a fence
+    pick = rng.integers(0, len(near), 10_000)
+    lng0[:10_000] = near[pick, 0] + rng.normal(0, 0.02, 10_000)
+    lat0[:10_000] = near[pick, 1] + rng.normal(0, 0.02, 10_000)
+    step = rng.choice([0.001, 0.01, 0.3, 5.0], 20_000)  # metres to hundreds of km
+    lat1, lng1 = lat0 + rng.normal(0, 1, 20_000) * step, lng0 + rng.normal(0, 1, 20_000) * step
+
+    def as_set(pairs: np.ndarray) -> set[tuple[int, int]]:
+        return set(zip(pairs[0].tolist(), pairs[1].tolist(), strict=True))
+
+    tree_points = index._tree.query(shapely.points(lng0, lat0), predicate="intersects")
+    assert as_set(index.point_pairs(lng0, lat0)) == as_set(tree_points)
+    assert index.point_pairs(lng0, lat0).shape[1] > 100
+    grid = index.segment_pairs(lng0, lat0, lng1, lat1)
+    assert as_set(grid) == as_set(index.crossed_pairs(lng0, lat0, lng1, lat1))
+    assert grid.shape[1] == len(as_set(grid)) > 100  # and no pair twice

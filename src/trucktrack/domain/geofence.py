@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -195,17 +195,57 @@ def polygon(geojson: dict[str, object]) -> BaseGeometry:
 
 
 class GeofenceIndex:
-    """All active fences in one STRtree; queries take arrays of points or segments."""
+    """All active fences; queries take whole arrays of points or segments.
+
+    Two ways to the same answer. `point_pairs`/`segment_pairs` (the processors' hot path)
+    find candidates in a uniform grid over the fences' bounding boxes with numpy alone, then
+    test only those exactly against the prepared shapes: no shapely object is made per point.
+    `containing`/`crossed` ask a shapely STRtree, the plain reference the tests compare with.
+    """
 
     def __init__(self, fences: Sequence[tuple[str, BaseGeometry]]) -> None:
         self.fence_ids = np.array([fid for fid, _ in fences], dtype=object)
         self.shapes = np.array([shape for _, shape in fences], dtype=object)
         shapely.prepare(self.shapes)
         self._tree = shapely.STRtree(self.shapes)
+        self._grid = _Grid(shapely.bounds(self.shapes).reshape(-1, 4))
 
-    def query(self, geometries: np.ndarray) -> np.ndarray:
-        """(geometry index, fence index) pairs of every fence each geometry touches."""
-        pairs: np.ndarray = self._tree.query(geometries, predicate="intersects")
+    def point_pairs(self, lng: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """(point index, fence index) of every fence containing each point (boundary counts)."""
+        at, fence = self._grid.candidates(lng, lat, lng, lat)
+        if len(at):
+            hit = shapely.intersects_xy(self.shapes[fence], lng[at], lat[at])
+            at, fence = at[hit], fence[hit]
+        return np.vstack((at, fence))
+
+    def segment_pairs(
+        self, lng0: np.ndarray, lat0: np.ndarray, lng1: np.ndarray, lat1: np.ndarray
+    ) -> np.ndarray:
+        """(segment index, fence index) of every fence each segment touches."""
+        at, fence, long = self._grid.candidates(
+            np.minimum(lng0, lng1), np.minimum(lat0, lat1),
+            np.maximum(lng0, lng1), np.maximum(lat0, lat1), long_ones=True,
+        )  # fmt: skip
+        if len(at):
+            lines = shapely.linestrings(
+                np.stack((np.column_stack((lng0[at], lat0[at])),
+                          np.column_stack((lng1[at], lat1[at]))), axis=1)
+            )  # fmt: skip
+            hit = shapely.intersects(self.shapes[fence], lines)
+            at, fence = at[hit], fence[hit]
+        if len(long):  # segments spanning many grid cells (a long gap between fixes)
+            far = self.crossed_pairs(lng0[long], lat0[long], lng1[long], lat1[long])
+            at, fence = np.r_[at, long[far[0]]], np.r_[fence, far[1]]
+        return np.vstack((at, fence))
+
+    def crossed_pairs(
+        self, lng0: np.ndarray, lat0: np.ndarray, lng1: np.ndarray, lat1: np.ndarray
+    ) -> np.ndarray:
+        """`segment_pairs` through the STRtree."""
+        coords = np.stack(
+            [np.column_stack((lng0, lat0)), np.column_stack((lng1, lat1))], axis=1
+        ).astype(float)
+        pairs: np.ndarray = self._tree.query(shapely.linestrings(coords), predicate="intersects")
         return pairs
 
     def containing(self, lng: np.ndarray, lat: np.ndarray) -> list[frozenset[str]]:
@@ -218,11 +258,7 @@ class GeofenceIndex:
     ) -> list[frozenset[str]]:
         """For each segment between two consecutive fixes, the fences it touches: catches a
         fence passed between two sparse fixes (a corridor jumped over, a small depot)."""
-        coords = np.stack(
-            [np.column_stack((lng0, lat0)), np.column_stack((lng1, lat1))], axis=1
-        ).astype(float)
-        segments = shapely.linestrings(coords)
-        return self._group(len(segments), self._tree.query(segments, predicate="intersects"))
+        return self._group(len(lng0), self.crossed_pairs(lng0, lat0, lng1, lat1))
 
     def _group(self, n: int, pairs: np.ndarray) -> list[frozenset[str]]:
         found: list[frozenset[str]] = [frozenset()] * n
@@ -249,3 +285,93 @@ class GeofenceIndex:
                 )
             )
         return out
+
+
+class _Grid:
+    """Fence bounding boxes bucketed in square cells (about twice the typical fence's size),
+    as sorted cell keys with the fences of each: a point's candidates are one lookup."""
+
+    MAX_CELLS = 4_000_000  # cells across the covered area, at most
+
+    def __init__(self, bounds: np.ndarray) -> None:
+        self.bounds = bounds
+        if not len(bounds):
+            self.size, self.x0, self.y0, self.columns = 1.0, 0.0, 0.0, 1
+            self.keys = self.starts = self.fences = np.zeros(0, dtype=np.int64)
+            return
+        extent = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+        self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        width = float(bounds[:, 2].max()) - self.x0
+        height = float(bounds[:, 3].max()) - self.y0
+        size = max(2 * float(np.median(extent)), 1e-4)
+        size = max(size, math.sqrt(max(width * height, 1e-12) / self.MAX_CELLS))
+        self.size = size
+        self.columns = int(height / size) + 2
+        ix0, iy0 = self._cell(bounds[:, 0], bounds[:, 1])
+        ix1, iy1 = self._cell(bounds[:, 2], bounds[:, 3])
+        spans_x, spans_y = ix1 - ix0 + 1, iy1 - iy0 + 1
+        counts = spans_x * spans_y
+        fence = np.repeat(np.arange(len(bounds)), counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        key = (np.repeat(ix0, counts) + offset // np.repeat(spans_y, counts)) * self.columns + (
+            np.repeat(iy0, counts) + offset % np.repeat(spans_y, counts)
+        )
+        order = np.argsort(key, kind="stable")
+        key, self.fences = key[order], fence[order]
+        first = np.r_[True, key[1:] != key[:-1]]
+        self.keys = key[first]
+        self.starts = np.r_[np.flatnonzero(first), len(key)]
+
+    def _cell(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ix = np.floor((np.asarray(x, dtype=float) - self.x0) / self.size).astype(np.int64)
+        iy = np.floor((np.asarray(y, dtype=float) - self.y0) / self.size).astype(np.int64)
+        return ix, iy
+
+    def candidates(
+        self,
+        minx: np.ndarray,
+        miny: np.ndarray,
+        maxx: np.ndarray,
+        maxy: np.ndarray,
+        long_ones: bool = False,
+    ) -> Any:
+        """(item, fence) pairs whose bounding boxes overlap, for boxes of at most 2x2 cells;
+        with `long_ones`, also the indexes of larger boxes, left to the caller."""
+        empty = np.zeros(0, dtype=np.int64)
+        n = len(minx)
+        if not len(self.keys) or not n:
+            return (empty, empty, empty) if long_ones else (empty, empty)
+        ix0, iy0 = self._cell(minx, miny)
+        ix1, iy1 = self._cell(maxx, maxy)
+        small = (ix1 - ix0 <= 1) & (iy1 - iy0 <= 1)
+        items = np.arange(n)
+        if long_ones:
+            long = items[~small]
+            items = items[small]
+            ix0, iy0, ix1, iy1 = ix0[small], iy0[small], ix1[small], iy1[small]
+        # Up to four cells per box; a repeated cell is dropped before the lookup.
+        cx = np.concatenate((ix0, ix1, ix0, ix1))
+        cy = np.concatenate((iy0, iy0, iy1, iy1))
+        item = np.tile(items, 4)
+        keep = np.r_[np.ones(len(items), bool), ix1 != ix0, iy1 != iy0, (ix1 != ix0) & (iy1 != iy0)]
+        inside = keep & (cx >= 0) & (cy >= 0) & (cy < self.columns)
+        cx, cy, item = cx[inside], cy[inside], item[inside]
+        key = cx * self.columns + cy
+        slot = np.searchsorted(self.keys, key)
+        slot = np.minimum(slot, len(self.keys) - 1)
+        found = self.keys[slot] == key
+        item, slot = item[found], slot[found]
+        counts = self.starts[slot + 1] - self.starts[slot]
+        item = np.repeat(item, counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        fence = self.fences[np.repeat(self.starts[slot], counts) + offset]
+        b = self.bounds[fence]
+        overlap = (
+            (b[:, 0] <= maxx[item]) & (b[:, 2] >= minx[item])
+            & (b[:, 1] <= maxy[item]) & (b[:, 3] >= miny[item])
+        )  # fmt: skip
+        item, fence = item[overlap], fence[overlap]
+        if len(item) and len(cx) > len(items):  # a fence met in two cells of one box: once
+            pair = np.unique(item * len(self.bounds) + fence)
+            item, fence = pair // len(self.bounds), pair % len(self.bounds)
+        return (item, fence, long) if long_ones else (item, fence)

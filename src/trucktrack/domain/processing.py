@@ -24,7 +24,6 @@ from enum import StrEnum
 
 import msgspec
 import numpy as np
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 from trucktrack.domain import fence_transitions, filters, speeding, stops
@@ -332,17 +331,11 @@ class TrackProcessor:
         if not len(catalog):
             none = np.zeros(0, dtype=np.int64)
             return (none, none), (none, none)
-        points = shapely.points(k.lng, k.lat)
-        contain = self._mine(batch, k, catalog.index.query(points))
+        contain = self._mine(batch, k, catalog.index.point_pairs(k.lng, k.lat))
         moved = np.flatnonzero(k.has_prev)
-        coords = np.stack(
-            (
-                np.column_stack((k.prev_lng[moved], k.prev_lat[moved])),
-                np.column_stack((k.lng[moved], k.lat[moved])),
-            ),
-            axis=1,
+        pairs = catalog.index.segment_pairs(
+            k.prev_lng[moved], k.prev_lat[moved], k.lng[moved], k.lat[moved]
         )
-        pairs = catalog.index.query(shapely.linestrings(coords))
         cross = self._mine(batch, k, np.vstack((moved[pairs[0]], pairs[1])))
         return contain, cross
 
@@ -416,9 +409,13 @@ class TrackProcessor:
         # Settled with arrays: vehicles fast at every fix that cannot change state this batch
         # (a spell already reported, or one still too short to report).
         v, starts, ends = k.slot[k.starts], k.starts, k.ends
-        all_over = np.add.reduceat(over.astype(np.int64), starts) == ends - starts + 1
+        n_over = np.add.reduceat(over.astype(np.int64), starts)
+        all_over = n_over == ends - starts + 1
         since = st.speed_since[v]
         open_spell = since >= 0
+        # A spell too short to report that ends: forgotten without an event.
+        calmed = open_spell & ~st.speed_reported[v] & (n_over == 0)
+        st.speed_since[v[calmed]] = -1
         quiet = all_over & (
             (open_spell & st.speed_reported[v])
             | (np.where(open_spell, since, k.ts[starts]) > k.ts[ends] - rules.min_duration_s * 1000)
@@ -430,7 +427,7 @@ class TrackProcessor:
             st.speed_since[q] = np.where(fresh, k.ts[starts][quiet], since[quiet])
             st.speed_max[q] = np.where(fresh, top, np.maximum(st.speed_max[q], top))
             st.speed_limit[q] = np.where(fresh, low, np.minimum(st.speed_limit[q], low))
-        busy = v[~quiet & (open_spell | (np.add.reduceat(over.astype(np.int64), starts) > 0))]
+        busy = v[~quiet & ~calmed & (open_spell | (n_over > 0))]
         if not len(busy):
             return
         ts, lat, lng = k.lists()
