@@ -18,7 +18,9 @@ from trucktrack.adapters.sqlite.store import (
     SqliteAlertStore,
     SqliteCurrentLocations,
     SqliteGeofenceStore,
+    SqliteOdometer,
     SqlitePointLog,
+    SqliteStopLog,
     SqliteTokenStore,
 )
 from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
@@ -32,6 +34,7 @@ from trucktrack.services.delivery import AlertDelivery
 from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
 from trucktrack.services.maintenance import Maintenance
+from trucktrack.services.movement import MovementService
 from trucktrack.services.tracking import TrackingService
 from trucktrack.settings import Settings
 
@@ -43,6 +46,7 @@ class Services:
     tokens: TokenService
     ingest: IngestService
     tracking: TrackingService
+    movement: MovementService
     geofences: GeofenceService
     alerts: AlertService
     delivery: AlertDelivery | None
@@ -123,6 +127,7 @@ def local(settings: Settings) -> Services:
             hot_window_h=settings.hot_window_h,
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
+        movement=MovementService(SqliteStopLog(reads), SqliteOdometer(reads), log),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
         alerts=AlertService(
             SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)), log, metrics

@@ -9,6 +9,7 @@ from typing import Protocol
 from trucktrack.domain.alerts import Alert
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
+from trucktrack.domain.stops import Stop
 
 
 class PointLog(Protocol):
@@ -187,3 +188,20 @@ class AlertSink(Protocol):
     async def send(self, alert: Alert) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class StopLog(Protocol):
+    """The stops the stop detector recorded."""
+
+    def stops(
+        self, fleet_id: str, vehicle_id: str, *, since_ms: int, until_ms: int, after: int | None,
+        limit: int,
+    ) -> list[Stop]:  # fmt: skip
+        """A vehicle's stops that started in [since, until), in start order, after `after`."""
+        ...
+
+
+class Odometer(Protocol):
+    """Filtered distance travelled, as the processors last published it."""
+
+    def trip_m(self, fleet_id: str, trip_id: str) -> float | None: ...

@@ -135,7 +135,10 @@ class Tokens:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("shared") / "data").start()
+    # Processor snapshots every second (10 s by default): all the e2e traffic runs through
+    # frequent snapshots, and published distances show up quickly.
+    env = {"TRUCKTRACK_PROCESSOR_SNAPSHOT_S": "1"}
+    srv = Server(tmp_path_factory.mktemp("shared") / "data", env=env).start()
     try:
         yield srv
     finally:

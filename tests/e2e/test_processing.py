@@ -48,15 +48,16 @@ def make_fences(client: httpx.Client) -> dict[str, str]:
     return ids
 
 
+LEGS = [(6, 60), (70, 0), (4, 60), (1, 120), (3, 60), (5, 100), (3, 60), (64, 0), (8, 60)]
+"""(fixes, km/h), one fix every 30 s."""
+
+
 def track(vehicle: str, start_ms: int) -> list[dict[str, Any]]:
     """Drives east at 60 km/h into the depot, stays 35 min, leaves, has one 120 km/h spike,
     then 2.5 min at 100 km/h, passes the road corridor between two fixes, stops 32 min on the
     highway, then drives into the restricted zone. One fix every 30 s."""
-    legs = [
-        (6, 60), (70, 0), (4, 60), (1, 120), (3, 60), (5, 100), (3, 60), (64, 0), (8, 60),
-    ]  # fmt: skip
     x, ts, points = 0.0, start_ms, []
-    for fixes, speed in legs:
+    for fixes, speed in LEGS:
         for _ in range(fixes):
             x += speed / 3.6 * STEP_S
             ts += STEP_S * 1000
@@ -122,10 +123,51 @@ def test_a_track_raises_each_alert_once_even_when_retried(server: Server, uid: s
         assert c.get("/alerts", params={"type": "speeding", "vehicle_id": vehicle}).json()[
             "alerts"
         ] == [by_type["speeding"]]
+        stops = c.get(f"/tracking/vehicle/{vehicle}/stops").json()
+        assert [(s["authorised"], s["ended_at"] is not None) for s in stops["stops"]] == [
+            (True, True), (False, True),
+        ]  # fmt: skip
+        assert [round(s["duration_s"] / 60) for s in stops["stops"]] == [35, 32]
+        depot = stops["stops"][0]
+        assert depot["trip_id"] == f"trip-{vehicle}" and abs(depot["lat"] - east(3000)[0]) < 0.005
+        one = c.get(f"/tracking/vehicle/{vehicle}/stops", params={"limit": 1}).json()
+        assert one["stops"] == stops["stops"][:1] and one["next_cursor"]
+        rest = c.get(f"/tracking/vehicle/{vehicle}/stops",
+                     params={"limit": 1, "cursor": one["next_cursor"]}).json()  # fmt: skip
+        assert rest["stops"] == stops["stops"][1:] and rest["next_cursor"] is None
+        # From the first fix on (500 m from the start), the spike's kilometre included.
+        travelled = sum(speed / 3.6 * STEP_S * n for n, speed in LEGS) - 500
+
+        def distance_reached() -> bool:
+            r = c.get(f"/tracking/trip/trip-{vehicle}/history", params={"limit": 1})
+            published = r.json()["distance_m"]
+            return published is not None and abs(published - travelled) < 1
+
+        wait_for(distance_reached, 10, "the trip's filtered distance to be published")
         text = c.get("/metrics").text
         assert metric(text, 'geofence_violations_total{type="restricted_area"}') >= 1
         assert metric(text, 'alerts_total{type="unexpected_stop"}') >= 1
         assert metric(text, "gps_processing_lag_seconds_count") >= 1
+
+
+def test_stops_of_unknown_or_foreign_vehicles_are_404(server: Server, uid: str) -> None:
+    mine = create_token(server.data_dir, f"stops-{uid}", "admin")
+    other = create_token(server.data_dir, f"stops2-{uid}", "admin")
+    vehicle = f"TN09-{uid}"
+    with server.client(mine) as c, server.client(other) as o:
+        post_all(c, track(vehicle, now_ms() - 3 * 3_600_000)[:3])
+        assert c.get(f"/tracking/vehicle/{vehicle}/stops").json()["stops"] == []
+        assert o.get(f"/tracking/vehicle/{vehicle}/stops").status_code == 404
+        assert c.get(f"/tracking/vehicle/NOPE-{uid}/stops").status_code == 404
+        assert (
+            c.get(f"/tracking/vehicle/{vehicle}/stops", params={"since": "soon"}).status_code == 400
+        )
+        assert (
+            c.get(f"/tracking/vehicle/{vehicle}/stops", params={"cursor": "zz"}).status_code == 400
+        )
+        assert c.get(f"/tracking/vehicle/{vehicle}/stops", params={"limit": 0}).status_code == 400
+    with server.client(None) as anonymous:
+        assert anonymous.get(f"/tracking/vehicle/{vehicle}/stops").status_code == 401
 
 
 def test_fences_of_one_fleet_never_touch_another_fleets_trucks(server: Server, uid: str) -> None:

@@ -30,8 +30,10 @@ from trucktrack.api.schemas import (
     HistoryOut,
     IngestReply,
     LocationOut,
+    StopsOut,
     history_point_out,
     location_out,
+    stop_out,
 )
 from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
@@ -152,8 +154,40 @@ async def trip_history(
         count=len(page.points),
         points=[history_point_out(p) for p in page.points],
         next_cursor=page.next_cursor,
+        distance_m=services.movement.trip_distance_m(principal, trip_id),
     )
     return Response(msgspec.json.encode(out), media_type="application/json", headers=headers)
+
+
+@get(
+    "/tracking/vehicle/{vehicle_id:str}/stops",
+    summary="A vehicle's stops, in start order",
+    description="Stops found by the stop detector (under 5 km/h within 100 m for 2 min, by "
+    "default): start, end (null while still stopped), duration, place, trip and whether it was "
+    "inside a `stop_allowed` fence. `since`/`until` bound the start time (epoch ms or ISO-8601); "
+    "paginated with `cursor`.",
+    tags=["tracking"],
+)
+async def vehicle_stops(
+    vehicle_id: str,
+    services: Services,
+    principal: Principal,
+    since: str | None = None,
+    until: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Parameter(max_length=512)] = None,
+) -> StopsOut:
+    vid = _checked_id(vehicle_id, "vehicle_id", 64)
+    page = await asyncio.to_thread(
+        services.movement.stops,
+        principal,
+        vid,
+        since_ms=time_param(since, "since"),
+        until_ms=time_param(until, "until"),
+        cursor=cursor,
+        limit=limit,
+    )
+    return StopsOut(vid, [stop_out(s) for s in page.stops], page.next_cursor)
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -230,6 +264,7 @@ def create_app(services: Services) -> Litestar:
         route_handlers=[
             ingest_gps,
             vehicle_location,
+            vehicle_stops,
             bulk_locations,
             trip_history,
             geofence_router,

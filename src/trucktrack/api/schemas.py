@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from trucktrack.domain.model import GpsPoint
+from trucktrack.domain.stops import Stop
 from trucktrack.domain.timefmt import format_ms
 
 ID_CHARS = r"[A-Za-z0-9_.:-]+"
@@ -175,6 +176,43 @@ class HistoryOut(msgspec.Struct):
     points: list[HistoryPointOut]
     next_cursor: str | None
     """Pass as `cursor` to get the next page; null on the last page."""
+    distance_m: float | None = None
+    """The whole trip's filtered distance so far (GPS jumps and poor fixes left out), as the
+    processors last published it (up to ~10 s behind); null before the first publication."""
+
+
+class StopOut(msgspec.Struct):
+    started_at: str
+    started_at_ms: int
+    ended_at: str | None
+    """null while the truck is still stopped."""
+    ended_at_ms: int | None
+    duration_s: float
+    lat: float
+    lng: float
+    trip_id: str | None
+    authorised: bool
+    """Inside a `stop_allowed` fence (a depot, dhaba, fuel station)."""
+
+
+class StopsOut(msgspec.Struct):
+    vehicle_id: str
+    stops: list[StopOut]
+    next_cursor: str | None
+
+
+def stop_out(stop: Stop) -> StopOut:
+    return StopOut(
+        started_at=format_ms(stop.started_ts),
+        started_at_ms=stop.started_ts,
+        ended_at=None if stop.ended_ts is None else format_ms(stop.ended_ts),
+        ended_at_ms=stop.ended_ts,
+        duration_s=round(stop.duration_s, 1),
+        lat=stop.lat,
+        lng=stop.lng,
+        trip_id=stop.trip_id,
+        authorised=stop.authorised,
+    )
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):

@@ -98,3 +98,17 @@ def _event(kind: StopEventKind, ts: int, s: StopState, held_s: float) -> StopEve
     assert s.anchor is not None
     started, lat, lng = s.anchor
     return StopEvent(kind, ts, lat, lng, started, held_s, s.authorised)
+
+
+class Stop(msgspec.Struct, frozen=True):
+    """A stop as recorded: open while `ended_ts` is None."""
+
+    vehicle_id: str
+    trip_id: str | None
+    started_ts: int
+    ended_ts: int | None
+    lat: float
+    lng: float
+    duration_s: float
+    """So far, for an open stop (as of the last fix that extended it)."""
+    authorised: bool

@@ -17,6 +17,7 @@ from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.domain.alerts import Alert
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
+from trucktrack.domain.stops import Stop
 from trucktrack.domain.timefmt import UTC
 
 Row = tuple[object, ...]
@@ -180,6 +181,49 @@ class SqliteCurrentLocations:
             .fetchone()
         )
         return int(row[0])
+
+
+class SqliteStopLog:
+    """Stops written by the processors (adapters/sqlite/stream.py), read per vehicle."""
+
+    def __init__(self, reads: ReadConnections) -> None:
+        self._reads = reads
+
+    def stops(
+        self, fleet_id: str, vehicle_id: str, *, since_ms: int, until_ms: int, after: int | None,
+        limit: int,
+    ) -> list[Stop]:  # fmt: skip
+        rows = self._reads.get().execute(
+            "SELECT s.started_ts, s.ended_ts, s.lat, s.lng, t.trip_id, s.authorised, s.duration_s "
+            "FROM stops AS s JOIN vehicles AS v ON v.vkey = s.vkey "
+            "LEFT JOIN trip_keys AS t ON t.trip_key = s.trip_key "
+            "WHERE v.fleet_id = ? AND v.vehicle_id = ? AND s.started_ts >= ? "
+            "AND s.started_ts < ? AND s.started_ts > ? ORDER BY s.started_ts LIMIT ?",
+            [fleet_id, vehicle_id, since_ms, until_ms, -(2**62) if after is None else after,
+             limit],
+        )  # fmt: skip
+        return [
+            Stop(vehicle_id, trip, started, ended, lat, lng, duration, bool(authorised))
+            for started, ended, lat, lng, trip, authorised, duration in rows.fetchall()
+        ]
+
+
+class SqliteOdometer:
+    def __init__(self, reads: ReadConnections) -> None:
+        self._reads = reads
+
+    def trip_m(self, fleet_id: str, trip_id: str) -> float | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT d.metres FROM trip_distance AS d "
+                "JOIN trip_keys AS t ON t.trip_key = d.trip_key "
+                "WHERE t.fleet_id = ? AND t.trip_id = ?",
+                [fleet_id, trip_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else float(row[0])
 
 
 class SqliteTokenStore:

@@ -134,6 +134,21 @@ class TrackStream:
         if replayed:
             log.info("processors resumed: %d journal batches replayed", replayed)
 
+    def tick(self) -> None:
+        """When idle: take a due snapshot and finish its tidying, in a transaction of its own."""
+        due = time.monotonic() - self._snapshot_at >= self._snapshot_s
+        if due and self._seq > self._trim_to:
+            self.close()
+        elif self._trimmed < self._trim_to or any(len(u) for u in self._unsaved.values()):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._tidy()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
     def close(self) -> None:
         """Save the state on a clean stop, so the next start has nothing to replay."""
         conn = self._conn

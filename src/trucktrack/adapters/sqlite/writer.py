@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _APPEND, _CALL = b"A", b"C"
 _REPORT = 0  # the job id of the writer's own messages: what processing a group found
+IDLE_TICK_S = 1.0
 _Batch = tuple[int, str, list[GpsPoint]]
 _encode_batch = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(_Batch).decode
@@ -306,7 +307,14 @@ class _Engine:
         self._commits = 0
 
     def run(self, inbox: queue.SimpleQueue[bytes | None], max_group: int) -> None:
-        while (message := inbox.get()) is not None:
+        while True:
+            try:
+                message = inbox.get(timeout=IDLE_TICK_S)
+            except queue.Empty:
+                self._idle()
+                continue
+            if message is None:
+                return
             group = [_Job(message)]
             size = len(group[0].points)
             stop = False
@@ -363,6 +371,16 @@ class _Engine:
             claimed = {}
         if report is not None and (report.alerts or report.lags_s or report.failed):
             self._replies.send_bytes(pickle.dumps((_REPORT, report, None, {}, self._commits)))
+
+    def _idle(self) -> None:
+        """No job for a while: let the stream save its state if due (so distances and the
+        journal's trim do not wait for the next point)."""
+        if self._stream is None:
+            return
+        try:
+            self._stream.tick()
+        except Exception:
+            log.exception("saving the processors' state failed; retrying later")
 
     def _process(self, inputs: list[GroupInput]) -> StreamReport | None:
         """Run the processors over the group's points, in its transaction. A failure there
