@@ -154,7 +154,7 @@ async def trip_history(
         count=len(page.points),
         points=[history_point_out(p) for p in page.points],
         next_cursor=page.next_cursor,
-        distance_m=services.movement.trip_distance_m(principal, trip_id),
+        distance_m=services.movement.trip_distance_m(principal, trip_id) or 0.0,
     )
     return Response(msgspec.json.encode(out), media_type="application/json", headers=headers)
 

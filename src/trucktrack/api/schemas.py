@@ -176,9 +176,9 @@ class HistoryOut(msgspec.Struct):
     points: list[HistoryPointOut]
     next_cursor: str | None
     """Pass as `cursor` to get the next page; null on the last page."""
-    distance_m: float | None = None
+    distance_m: float = 0.0
     """The whole trip's filtered distance so far (GPS jumps and poor fixes left out), as the
-    processors last published it (up to ~10 s behind); null before the first publication."""
+    processors last published it (up to ~10 s behind)."""
 
 
 class StopOut(msgspec.Struct):
