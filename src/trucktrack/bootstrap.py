@@ -98,7 +98,9 @@ def local(settings: Settings) -> Services:
             settings.processor_rules(),
             notify=bool(settings.webhook_url),
             snapshot_s=settings.processor_snapshot_s,
-        ),
+        )
+        if settings.processors
+        else None,
         on_report=lambda report: count_processed(metrics, report),
     )
     writer.start()

@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Fixes with a worse reported accuracy are stored but not processed."""
     timezone: str = "Asia/Kolkata"
     """The time zone of geofences' `restricted_hours`."""
+    processors: bool = True
+    """Run the processors (filter, distance, fences, speeding, stops) over every stored point.
+    Off: points are only stored, and no alert but the panic button is raised (for measuring)."""
     processor_snapshot_s: Annotated[float, Meta(gt=0)] = 10.0
     """How often the processors' state is saved; after a crash, what came since is replayed."""
 

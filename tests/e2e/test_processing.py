@@ -248,3 +248,22 @@ def test_sigkill_mid_track_loses_and_repeats_no_alert(tmp_path: Path, receiver: 
         time.sleep(0.5)
     finally:
         server.stop()
+
+
+def test_with_processors_off_points_are_stored_and_raise_nothing(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data", env={"TRUCKTRACK_PROCESSORS": "false"}).start()
+    try:
+        token = create_token(server.data_dir, "quiet", "admin")
+        with server.client(token) as c:
+            make_fences(c)
+            points = track("QUIET-1", now_ms() - 3 * 3_600_000)
+            post_all(c, points)
+            assert alerts_of(c, "QUIET-1") == []
+            assert c.get("/tracking/vehicle/QUIET-1/stops").json()["stops"] == []
+            history = c.get("/tracking/trip/trip-QUIET-1/history", params={"limit": 1}).json()
+            assert history["distance_m"] == 0.0
+            assert c.get("/tracking/vehicle/QUIET-1/location").json()["timestamp_ms"] == (
+                points[-1]["timestamp"]
+            )
+    finally:
+        server.stop()
