@@ -22,6 +22,7 @@ from trucktrack.adapters.sqlite.store import (
     SqlitePointLog,
     SqliteStopLog,
     SqliteTokenStore,
+    SqliteWebhookSubscriptions,
 )
 from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
@@ -36,6 +37,7 @@ from trucktrack.services.ingest import IngestService
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.movement import MovementService
 from trucktrack.services.tracking import TrackingService
+from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
 
 
@@ -49,7 +51,8 @@ class Services:
     movement: MovementService
     geofences: GeofenceService
     alerts: AlertService
-    delivery: AlertDelivery | None
+    delivery: AlertDelivery
+    webhooks: WebhookService
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -105,6 +108,7 @@ def local(settings: Settings) -> Services:
     )
     writer.start()
     log = SqlitePointLog(writer, reads)
+    subscriptions = SqliteWebhookSubscriptions(writer, reads)
     current = SqliteCurrentLocations(writer, reads)
     cold = ParquetColdStore(settings.cold_dir)
     ttl_ms = int(settings.location_ttl_h * 3_600_000)
@@ -134,15 +138,12 @@ def local(settings: Settings) -> Services:
         alerts=AlertService(
             SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)), log, metrics
         ),
-        delivery=(
-            AlertDelivery(
-                SqliteAlertOutbox(writer, reads),
-                WebhookSink(settings.webhook_url, settings.webhook_secret),
-                metrics,
-            )
-            if settings.webhook_url
-            else None
+        delivery=AlertDelivery(
+            SqliteAlertOutbox(writer, reads),
+            WebhookSink(settings.webhook_url, settings.webhook_secret, subscriptions),
+            metrics,
         ),
+        webhooks=WebhookService(subscriptions),
         maintenance=Maintenance(
             log,
             cold,

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from trucktrack.domain.alerts import Alert
+from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 from trucktrack.domain.stops import Stop
@@ -180,6 +180,16 @@ class AlertOutbox(Protocol):
     async def delivered(self, seq: int) -> None: ...
 
     async def failed(self, seq: int, attempts: int, next_ms: int, error: str) -> None: ...
+
+
+class WebhookSubscriptions(Protocol):
+    """Each fleet's own alert webhook (at most one per fleet)."""
+
+    def get(self, fleet_id: str) -> Subscription | None: ...
+
+    async def put(self, subscription: Subscription) -> None: ...
+
+    async def delete(self, fleet_id: str) -> bool: ...
 
 
 class AlertSink(Protocol):

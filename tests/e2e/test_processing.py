@@ -262,8 +262,9 @@ def test_with_processors_off_points_are_stored_and_raise_nothing(tmp_path: Path)
             assert c.get("/tracking/vehicle/QUIET-1/stops").json()["stops"] == []
             history = c.get("/tracking/trip/trip-QUIET-1/history", params={"limit": 1}).json()
             assert history["distance_m"] == 0.0
-            assert c.get("/tracking/vehicle/QUIET-1/location").json()["timestamp_ms"] == (
-                points[-1]["timestamp"]
+            assert (
+                c.get("/tracking/vehicle/QUIET-1/location").json()["timestamp_ms"]
+                == (points[-1]["timestamp"])
             )
     finally:
         server.stop()

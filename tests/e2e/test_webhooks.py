@@ -69,3 +69,79 @@ def test_a_panic_alert_is_delivered_signed_after_a_failed_try(tmp_path: Path) ->
     finally:
         server.stop()
         receiver.shutdown()
+
+
+class FleetReceiver(http.server.BaseHTTPRequestHandler):
+    """Remembers every delivery by the port it arrived on (one receiver per fleet)."""
+
+    got: ClassVar[dict[int, list[tuple[dict[str, str], bytes]]]] = {}
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        port = self.server.server_address[1]
+        FleetReceiver.got.setdefault(port, []).append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_each_fleet_gets_its_own_alerts_at_its_own_webhook(tmp_path: Path) -> None:
+    FleetReceiver.got = {}
+    ports = [free_port(), free_port()]
+    receivers = [http.server.ThreadingHTTPServer(("127.0.0.1", p), FleetReceiver) for p in ports]
+    for r in receivers:
+        threading.Thread(target=r.serve_forever, daemon=True).start()
+    server = Server(tmp_path / "data").start()  # no deployment-wide webhook
+    try:
+        a = create_token(server.data_dir, "fleet-x", "admin")
+        b = create_token(server.data_dir, "fleet-y", "admin")
+        dispatcher = create_token(server.data_dir, "fleet-x", "dispatcher")
+        with server.client(a) as ca, server.client(b) as cb, server.client(dispatcher) as cd:
+            url_a, url_b = (f"http://127.0.0.1:{p}/alerts" for p in ports)
+            r = ca.put("/alerts/webhook", json={"url": url_a, "secret": SECRET})
+            assert r.status_code == 200 and r.json()["secret"] is None, r.text
+            made = cb.put("/alerts/webhook", json={"url": url_b}).json()
+            secret_b = made["secret"]
+            assert secret_b.startswith("whsec_") and len(secret_b) > 30
+            shown = cb.get("/alerts/webhook").json()
+            assert shown["url"] == url_b and shown["secret"] is None
+            assert cd.get("/alerts/webhook").status_code == 403
+            assert cd.put("/alerts/webhook", json={"url": url_a}).status_code == 403
+            for bad, status in (
+                ({"url": "ftp://127.0.0.1/x"}, 422), ({"url": "http://u:p@127.0.0.1/x"}, 422),
+                ({"url": "not a url"}, 422), ({"url": url_a, "secret": "short"}, 400),
+                ({"url": url_a, "extra": 1}, 400), ({}, 400),
+            ):  # fmt: skip
+                assert ca.put("/alerts/webhook", json=bad).status_code == status, bad
+
+            for client, vehicle in ((ca, "X-1"), (cb, "Y-1")):
+                client.post("/tracking/gps", json={"updates": [{"vehicle_id": vehicle, "lat": 1,
+                                                                "lng": 2}]})  # fmt: skip
+                assert (
+                    client.post(
+                        "/tracking/emergency",
+                        json={"vehicle_id": vehicle, "timestamp": now_ms() - 9},
+                    ).status_code
+                    == 201
+                )
+            wait = time.monotonic() + 20
+            while sum(map(len, FleetReceiver.got.values())) < 2 and time.monotonic() < wait:
+                time.sleep(0.05)
+            for port, secret, vehicle in ((ports[0], SECRET, "X-1"), (ports[1], secret_b, "Y-1")):
+                [(headers, body)] = FleetReceiver.got[port]
+                assert json.loads(body)["vehicle_id"] == vehicle
+                expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+                assert headers["X-Trucktrack-Signature"] == expected
+
+            assert ca.delete("/alerts/webhook").status_code == 204
+            assert ca.get("/alerts/webhook").status_code == 404
+            assert ca.delete("/alerts/webhook").status_code == 404
+            ca.post("/tracking/emergency", json={"vehicle_id": "X-1", "timestamp": now_ms() - 5})
+            time.sleep(1.5)
+            assert len(FleetReceiver.got[ports[0]]) == 1  # nowhere to go: not delivered
+    finally:
+        server.stop()
+        for r in receivers:
+            r.shutdown()

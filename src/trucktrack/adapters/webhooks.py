@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 import aiohttp
 import msgspec
 
 from trucktrack.domain.alerts import Alert
+from trucktrack.ports import WebhookSubscriptions
+
+log = logging.getLogger(__name__)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -20,24 +24,37 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class WebhookSink:
-    """Implements AlertSink: one POST per alert; anything but a 2xx is a failure."""
+    """Implements AlertSink: one POST per alert, to the alert's fleet's own webhook if it has
+    one, else to the deployment-wide one; anything but a 2xx is a failure."""
 
-    def __init__(self, url: str, secret: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        subscriptions: WebhookSubscriptions,
+        timeout_s: float = 10.0,
+    ) -> None:
         self._url = url
         self._secret = secret
+        self._subscriptions = subscriptions
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, alert: Alert) -> None:
+        own = self._subscriptions.get(alert.fleet_id)
+        url, secret = (own.url, own.secret) if own is not None else (self._url, self._secret)
+        if not url:  # the fleet's webhook was removed after the alert was queued
+            log.info("alert %s has no webhook to go to any more", alert.alert_id)
+            return
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         body = msgspec.json.encode(alert)
         headers = {
             "Content-Type": "application/json",
-            "X-Trucktrack-Signature": signature(self._secret, body),
+            "X-Trucktrack-Signature": signature(secret, body),
             "X-Trucktrack-Delivery": alert.alert_id,
         }
-        async with self._session.post(self._url, data=body, headers=headers) as resp:
+        async with self._session.post(url, data=body, headers=headers) as resp:
             if not 200 <= resp.status < 300:
                 raise RuntimeError(f"webhook answered {resp.status}")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Response, delete, get, post, put
 from litestar.params import Parameter
 
 from trucktrack.api.schemas import CheckedVehicleId, RefId
 from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
-from trucktrack.domain.alerts import Alert, AlertType, Severity
+from trucktrack.domain.alerts import Alert, AlertType, Severity, Subscription
 from trucktrack.domain.model import Principal
 from trucktrack.domain.timefmt import BadTimestamp, format_ms, parse_timestamp
 from trucktrack.errors import BadRequest
@@ -127,4 +127,53 @@ async def acknowledge_alert(
     return AlertOut.of(await services.alerts.acknowledge(principal, alert_id))
 
 
-ALERT_ROUTES = [raise_emergency, list_alerts, acknowledge_alert]
+class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    """Absolute http(s) URL every new alert of the fleet is POSTed to."""
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=256)] | None = None
+    """HMAC-SHA256 key for `X-Trucktrack-Signature`; left out, one is made and shown once."""
+
+
+class WebhookOut(msgspec.Struct):
+    url: str
+    secret: str | None
+    """Only in the reply that made it; never shown again."""
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, sub: Subscription, secret: str | None = None) -> WebhookOut:
+        return cls(sub.url, secret, format_ms(sub.created_at), format_ms(sub.updated_at))
+
+
+@put(
+    "/alerts/webhook",
+    summary="Set the fleet's alert webhook (admin)",
+    description="Every new alert of this fleet is POSTed there instead of the deployment-wide "
+    "webhook, signed with this fleet's secret. Replaces the previous one.",
+    tags=["alerts"],
+)
+async def set_webhook(data: WebhookIn, services: Services, principal: Principal) -> WebhookOut:
+    done = await services.webhooks.set(principal, data.url, data.secret)
+    shown = done.subscription.secret if done.secret_generated else None
+    return WebhookOut.of(done.subscription, shown)
+
+
+@get("/alerts/webhook", summary="The fleet's alert webhook (admin)", tags=["alerts"])
+async def get_webhook(services: Services, principal: Principal) -> WebhookOut:
+    return WebhookOut.of(services.webhooks.get(principal))
+
+
+@delete(
+    "/alerts/webhook",
+    status_code=204,
+    summary="Remove the fleet's alert webhook (admin)",
+    tags=["alerts"],
+)
+async def delete_webhook(services: Services, principal: Principal) -> None:
+    await services.webhooks.delete(principal)
+
+
+ALERT_ROUTES = [
+    raise_emergency, list_alerts, acknowledge_alert, set_webhook, get_webhook, delete_webhook,
+]  # fmt: skip

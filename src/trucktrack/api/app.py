@@ -230,7 +230,6 @@ async def _maintenance_loop(services: Services) -> None:
 
 
 async def _delivery_loop(services: Services) -> None:
-    assert services.delivery is not None
     while True:
         try:
             await services.delivery.run_once(wall_clock_ms())
@@ -244,9 +243,10 @@ def create_app(services: Services) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_maintenance_loop(services))]
-        if services.delivery is not None:
-            tasks.append(asyncio.create_task(_delivery_loop(services)))
+        tasks = [
+            asyncio.create_task(_maintenance_loop(services)),
+            asyncio.create_task(_delivery_loop(services)),
+        ]
         try:
             yield
         finally:
@@ -254,8 +254,7 @@ def create_app(services: Services) -> Litestar:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if services.delivery is not None:
-                await services.delivery.close()
+            await services.delivery.close()
             # Drain the write queue here: uvicorn re-raises SIGTERM once it returns, which
             # would end the process before the caller's own cleanup runs.
             await asyncio.to_thread(services.close)

@@ -49,6 +49,16 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     acknowledged_by: str | None = None
 
 
+class Subscription(msgspec.Struct, frozen=True):
+    """Where one fleet's alerts are POSTed, and the key they are signed with."""
+
+    fleet_id: str
+    url: str
+    secret: str
+    created_at: int
+    updated_at: int
+
+
 def alert_id_for(fleet_id: str, dedupe_key: str) -> str:
     """The same event always gets the same id, so a replay can only find it already stored."""
     return "al_" + hashlib.sha256(f"{fleet_id}\n{dedupe_key}".encode()).hexdigest()[:16]

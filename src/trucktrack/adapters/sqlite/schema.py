@@ -165,6 +165,15 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
     last_error TEXT
 );
 
+-- A fleet's own alert webhook; its secret signs the deliveries, so it is kept as given.
+CREATE TABLE IF NOT EXISTS webhooks (
+    fleet_id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     token_id TEXT NOT NULL UNIQUE,

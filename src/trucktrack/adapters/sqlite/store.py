@@ -13,8 +13,9 @@ from pathlib import Path
 import msgspec
 
 from trucktrack.adapters.sqlite.schema import POINT_JOINS, POINT_SELECT, connect
+from trucktrack.adapters.sqlite.stream import record_alert
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
-from trucktrack.domain.alerts import Alert
+from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Role
 from trucktrack.domain.stops import Stop
@@ -346,17 +347,7 @@ class SqliteAlertStore:
         self._notify = notify
 
     async def record(self, alert: Alert) -> bool:
-        row = (
-            alert.fleet_id,
-            alert.alert_id,
-            alert.type.value,
-            alert.vehicle_id,
-            alert.trip_id,
-            alert.ts,
-            alert.dedupe_key,
-            _encode_alert(alert),
-        )
-        return bool(await self._writer.run(_record_alert, row, self._notify))
+        return bool(await self._writer.run(record_alert, alert, self._notify))
 
     async def acknowledge(self, fleet_id: str, alert_id: str, by: str, at_ms: int) -> Alert | None:
         alert = self.get(fleet_id, alert_id)
@@ -428,6 +419,30 @@ class SqliteAlertOutbox:
         await self._writer.run(_outbox_failed, seq, attempts, next_ms, error)
 
 
+class SqliteWebhookSubscriptions:
+    def __init__(self, writer: GroupCommitWriter, reads: ReadConnections) -> None:
+        self._writer = writer
+        self._reads = reads
+
+    def get(self, fleet_id: str) -> Subscription | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT fleet_id, url, secret, created_at, updated_at FROM webhooks "
+                "WHERE fleet_id = ?",
+                [fleet_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else Subscription(*row)
+
+    async def put(self, subscription: Subscription) -> None:
+        await self._writer.run(_put_webhook, msgspec.structs.astuple(subscription))
+
+    async def delete(self, fleet_id: str) -> bool:
+        return bool(await self._writer.run(_delete_webhook, fleet_id))
+
+
 _encode_alert = msgspec.msgpack.Encoder().encode
 _decode_alert = msgspec.msgpack.Decoder(Alert).decode
 _encode_fence = msgspec.msgpack.Encoder().encode
@@ -467,15 +482,6 @@ def _forget_locations_before(conn: sqlite3.Connection, ts_ms: int) -> int:
     return conn.execute("DELETE FROM current_location WHERE ts < ?", [ts_ms]).rowcount
 
 
-def _record_alert(conn: sqlite3.Connection, row: tuple[object, ...], notify: bool) -> int:
-    new = conn.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)", row).rowcount
-    if new and notify:
-        conn.execute(
-            "INSERT INTO alert_outbox (fleet_id, alert_id) VALUES (?, ?)", [row[0], row[1]]
-        )
-    return new
-
-
 def _outbox_delivered(conn: sqlite3.Connection, seq: int) -> None:
     conn.execute("DELETE FROM alert_outbox WHERE seq = ?", [seq])
 
@@ -495,3 +501,15 @@ def _replace_alert_body(
     conn.execute(
         "UPDATE alerts SET body = ? WHERE fleet_id = ? AND alert_id = ?", [body, fleet_id, alert_id]
     )
+
+
+def _put_webhook(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute(
+        "INSERT INTO webhooks VALUES (?,?,?,?,?) ON CONFLICT (fleet_id) DO UPDATE SET "
+        "url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at",
+        row,
+    )
+
+
+def _delete_webhook(conn: sqlite3.Connection, fleet_id: str) -> int:
+    return conn.execute("DELETE FROM webhooks WHERE fleet_id = ?", [fleet_id]).rowcount

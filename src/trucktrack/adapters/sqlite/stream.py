@@ -380,13 +380,17 @@ class TrackStream:
 
 
 def record_alert(conn: sqlite3.Connection, alert: Alert, notify: bool) -> bool:
-    """Store an alert unless its dedupe key is already stored; queue it for the webhook if new."""
+    """Store an alert unless its dedupe key is already stored; if new, queue it for delivery
+    when there is a deployment-wide webhook (`notify`) or the fleet has its own."""
     new = conn.execute(
         "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?)",
         [alert.fleet_id, alert.alert_id, alert.type.value, alert.vehicle_id, alert.trip_id,
          alert.ts, alert.dedupe_key, _encode_alert(alert)],
     ).rowcount  # fmt: skip
-    if new and notify:
+    if new and (
+        notify
+        or conn.execute("SELECT 1 FROM webhooks WHERE fleet_id = ?", [alert.fleet_id]).fetchone()
+    ):
         conn.execute(
             "INSERT INTO alert_outbox (fleet_id, alert_id) VALUES (?, ?)",
             [alert.fleet_id, alert.alert_id],
