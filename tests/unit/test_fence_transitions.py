@@ -13,7 +13,7 @@ from trucktrack.domain.fence_transitions import (
     Transition,
     step,
 )
-from trucktrack.domain.geofence import GeofenceIndex, circle, corridor
+from trucktrack.domain.geofence import GeofenceIndex, circle, corridor, polygon
 from trucktrack.simulation import destination
 
 PUNE = (18.5204, 73.8567)
@@ -157,3 +157,26 @@ def test_restricted_hours_are_local_and_may_wrap_past_midnight() -> None:
     assert DAY.restricted_at(at(8, 0), ist) and not DAY.restricted_at(at(20, 0), ist)
     assert FenceTerms(restricted=True).restricted_at(at(3, 0), ist)
     assert not FenceTerms(restricted=False).restricted_at(at(12, 0), ist)
+
+
+def test_a_polygon_with_a_hole_and_a_corridor_along_the_road() -> None:
+    """Entering and leaving a polygon (its hole counts as outside) and a corridor driven along."""
+
+    def ring(half_m: float) -> list[list[float]]:
+        corners = [destination(*destination(*PUNE, 0, dy), 90, dx)
+                   for dx, dy in ((-half_m, -half_m), (half_m, -half_m), (half_m, half_m),
+                                  (-half_m, half_m))]  # fmt: skip
+        return [[lng, lat] for lat, lng in [*corners, corners[0]]]
+
+    yard = polygon({"type": "Polygon", "coordinates": [ring(600), ring(200)]})
+    west, east = destination(*PUNE, 90, -3000), destination(*PUNE, 90, 3000)
+    road = corridor([[west[1], west[0]], [east[1], east[0]]], 60)
+    index = GeofenceIndex([("yard", yard), ("road", road)])
+    # East along the road, 1 km west of Pune to 1 km east: in the yard, its hole, the yard again.
+    _, events = run(index, track(0, 500, 700, 1000, 1300, 1500, 2000, every_s=20))
+    got = [(e.kind, e.fence_id, (e.ts - T0) // S) for e in events]
+    assert got == [
+        (Transition.ENTER, "road", 0),  # on the road from the first fix (it was known before)
+        (Transition.ENTER, "yard", 20), (Transition.EXIT, "yard", 60),  # into the hole
+        (Transition.ENTER, "yard", 80), (Transition.EXIT, "yard", 120),
+    ]  # fmt: skip
