@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -268,3 +269,32 @@ def test_with_processors_off_points_are_stored_and_raise_nothing(tmp_path: Path)
             )
     finally:
         server.stop()
+
+
+def test_an_unreadable_processor_state_does_not_stop_ingest(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    try:
+        token = create_token(server.data_dir, "broken", "admin")
+        points = track("BROKEN-1", now_ms() - 3 * 3_600_000)
+        with server.client(token) as c:
+            post_all(c, points[:20])
+        server.stop()
+        db = sqlite3.connect(server.data_dir / "trucktrack.db")
+        with db:
+            db.execute("UPDATE stream_snapshot SET body = x'c1c1c1'")
+        db.close()
+        server.start()
+        with server.client(token) as c:
+            post_all(c, points[20:])
+            assert len(history_of(c, "trip-BROKEN-1")) == len(points)
+            assert "starting from scratch" in server.log.read_text()
+            kinds = {a["type"] for a in alerts_of(c, "BROKEN-1")}
+            assert "unexpected_stop" in kinds  # processing goes on from the restart
+    finally:
+        server.stop()
+
+
+def history_of(client: httpx.Client, trip: str) -> list[dict[str, Any]]:
+    r = client.get(f"/tracking/trip/{trip}/history", params={"limit": 10_000})
+    assert r.status_code == 200, r.text
+    return list(r.json()["points"])

@@ -5,11 +5,12 @@ through `TrackProcessor` and writes what follows (alerts and their webhook outbo
 one journal row holding the batch) in the same transaction. So an acknowledged point has been
 processed exactly once: the reply, the point and its alerts commit together or not at all.
 
-The processor state lives in memory and is saved as a snapshot every `snapshot_interval_s`
-(and before the fence catalogue changes), not at every commit: saving 10,000 vehicles' state
-per group would cost as much as storing the points. After a crash the state is the snapshot
-plus a replay of the journal rows since, which recomputes the same events; their alerts have
-deterministic ids and dedupe keys, so the replay finds them stored and adds nothing.
+The processor state lives in memory and is saved as a snapshot every `snapshot_s` (setting
+`processor_snapshot_s`; also before the fence catalogue changes and on a clean stop), not at
+every commit: saving 10,000 vehicles' state per group would cost as much as storing the points.
+After a crash the state is the snapshot plus a replay of the journal rows since, which
+recomputes the same events; their alerts have deterministic ids and dedupe keys, so the replay
+finds them stored and adds nothing.
 
 (On AWS the same `TrackProcessor` runs in the Kinesis consumer, with the state in DynamoDB.)
 """
@@ -99,6 +100,9 @@ class _Column(Sequence[Any]):
 
 
 class TrackStream:
+    """The processors' state and the fence catalogue, kept in the writer process; every write
+    goes through the writer's connection, inside the transaction it has open."""
+
     def __init__(self, conn: sqlite3.Connection, config: StreamConfig) -> None:
         self._conn = conn
         self._rules = config.rules
@@ -128,11 +132,30 @@ class TrackStream:
             self._snapshot()
             self.flush()
             conn.execute("COMMIT")
+        except Exception:
+            # Ingest must go on: start the processors afresh (events of the journal's span
+            # may be missed or repeated) rather than leave the writer unable to start.
+            log.exception("could not restore the processors' state; starting from scratch")
+            conn.execute("ROLLBACK")
+            self._start_afresh()
+            return
+        if replayed:
+            log.info("processors resumed: %d journal batches replayed", replayed)
+
+    def _start_afresh(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM stream_snapshot")
+            conn.execute("DELETE FROM stream_journal")
+            self._load_state()
+            self._generation = -1
+            self._load_fences()
+            self._snapshot()
+            conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if replayed:
-            log.info("processors resumed: %d journal batches replayed", replayed)
 
     def tick(self) -> None:
         """When idle: take a due snapshot and finish its tidying, in a transaction of its own."""
