@@ -4,8 +4,8 @@ Every accepted point flows through the chain: noise filter -> distance -> fence 
 transitions (entry, exit, cross, restricted, dwell) -> speeding -> stops. The semantics are
 those of the per-vehicle reference steps (`filters`, `fence_transitions`, `speeding`, `stops`);
 this module runs them for a whole batch without a Python loop over every point: state is kept
-as columns (numpy arrays indexed by a vehicle's slot), membership comes from one STRtree query
-for all points, and only vehicles with something happening (inside or crossing a fence, over
+as columns (numpy arrays indexed by a vehicle's slot), membership comes from one grid lookup
+for all points (`GeofenceIndex.point_pairs`, `segment_pairs`), and only vehicles with something happening (inside or crossing a fence, over
 the limit, slow, a GPS jump) go through the reference steps. A moving truck outside every fence
 costs a few array operations. `tests/unit/test_processing.py` checks that both agree.
 
@@ -233,7 +233,7 @@ class TrackProcessor:
         self.rules = rules
         self.state = state or TrackState()
         self.catalog = FenceCatalog([])
-        self._tz = zoneinfo.ZoneInfo(rules.timezone)
+        self._tz = local_zone(rules.timezone)
         self.kept = 0
         self.dropped = 0
 
