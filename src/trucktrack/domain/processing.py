@@ -5,8 +5,9 @@ transitions (entry, exit, cross, restricted, dwell) -> speeding -> stops. The se
 those of the per-vehicle reference steps (`filters`, `fence_transitions`, `speeding`, `stops`);
 this module runs them for a whole batch without a Python loop over every point: state is kept
 as columns (numpy arrays indexed by a vehicle's slot), membership comes from one grid lookup
-for all points (`GeofenceIndex.point_pairs`, `segment_pairs`), and only vehicles with something happening (inside or crossing a fence, over
-the limit, slow, a GPS jump) go through the reference steps. A moving truck outside every fence
+for all points (`GeofenceIndex.point_pairs`, `segment_pairs`), and only vehicles with
+something happening (inside or crossing a fence, over the limit, slow, a GPS jump) go through
+the reference steps. A moving truck outside every fence
 costs a few array operations. `tests/unit/test_processing.py` checks that both agree.
 
 Pure: no I/O. The caller keeps `TrackState` (and can snapshot it with `to_bytes`), feeds
