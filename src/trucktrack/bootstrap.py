@@ -34,6 +34,7 @@ from trucktrack.services.auth import TokenService
 from trucktrack.services.delivery import AlertDelivery
 from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
+from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.movement import MovementService
 from trucktrack.services.tracking import TrackingService
@@ -53,6 +54,7 @@ class Services:
     alerts: AlertService
     delivery: AlertDelivery
     webhooks: WebhookService
+    live: LiveHub
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -104,12 +106,25 @@ def local(settings: Settings) -> Services:
         )
         if settings.processors
         else None,
-        on_report=lambda report: count_processed(metrics, report),
+        on_report=lambda report: on_processed(report),  # defined below, before start()
     )
+    current = SqliteCurrentLocations(writer, reads)
+    live = LiveHub(
+        current,
+        metrics,
+        location_ttl_h=settings.location_ttl_h,
+        min_interval_s=settings.live_min_interval_s,
+        send_timeout_s=settings.live_send_timeout_s,
+    )
+
+    def on_processed(report: StreamReport) -> None:  # on the writer's reply thread
+        count_processed(metrics, report)
+        live.publish_alerts_threadsafe(report.alerts)
+
     writer.start()
+
     log = SqlitePointLog(writer, reads)
     subscriptions = SqliteWebhookSubscriptions(writer, reads)
-    current = SqliteCurrentLocations(writer, reads)
     cold = ParquetColdStore(settings.cold_dir)
     ttl_ms = int(settings.location_ttl_h * 3_600_000)
     metrics.watch(
@@ -131,12 +146,16 @@ def local(settings: Settings) -> Services:
             max_future_s=settings.max_future_s,
             retention_days=settings.retention_days,
             hot_window_h=settings.hot_window_h,
+            on_stored=live.publish_points,
         ),
         tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
         movement=MovementService(SqliteStopLog(reads), SqliteOdometer(reads), log),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
         alerts=AlertService(
-            SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)), log, metrics
+            SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)),
+            log,
+            metrics,
+            on_alert=live.publish_alerts,
         ),
         delivery=AlertDelivery(
             SqliteAlertOutbox(writer, reads),
@@ -144,6 +163,7 @@ def local(settings: Settings) -> Services:
             metrics,
         ),
         webhooks=WebhookService(subscriptions),
+        live=live,
         maintenance=Maintenance(
             log,
             cold,

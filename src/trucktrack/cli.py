@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
 
 from trucktrack import bootstrap
@@ -102,6 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]+")
+
+
+def _redact_tokens(record: logging.LogRecord) -> bool:
+    """uvicorn logs a WebSocket's URL, and browsers pass the token in it (`?token=`)."""
+    message = record.getMessage()
+    if "token=" in message:
+        record.msg, record.args = _TOKEN_IN_URL.sub(r"\1[redacted]", message), ()
+    return True
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -126,6 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level="info",
             timeout_graceful_shutdown=10,
         )
+        logging.getLogger("uvicorn.error").addFilter(_redact_tokens)
         uvicorn.Server(config).run()
     finally:
         services.close()

@@ -78,6 +78,26 @@ class Metrics:
             "Group commits whose points were stored but could not be processed (see the log)",
             registry=r,
         )
+        self.live_sent = Counter(
+            "websocket_messages_sent", "Messages sent to live WebSocket clients", registry=r
+        )
+        self.live_coalesced = Counter(
+            "websocket_updates_coalesced",
+            "Location updates replaced by a newer one before they were sent (rate limit, slow "
+            "client)",
+            registry=r,
+        )
+        self.live_dropped_clients = Counter(
+            "websocket_slow_clients_dropped",
+            "Live clients disconnected because they could not keep up",
+            registry=r,
+        )
+        self.tracking_latency = Histogram(
+            "tracking_latency_seconds",
+            "From a point reaching the server to its update being sent to a live client",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.overloaded = Counter(
             "ingest_overloaded",
             "Batches refused with 503 because the write queue was full",

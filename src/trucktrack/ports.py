@@ -67,6 +67,16 @@ class CurrentLocations(Protocol):
 
     def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]: ...
 
+    def in_area(
+        self, fleet_id: str, west: float, south: float, east: float, north: float, limit: int
+    ) -> list[GpsPoint]:
+        """Current locations inside a box (west > east crosses the antimeridian)."""
+        ...
+
+    def on_trip(self, fleet_id: str, trip_id: str) -> list[GpsPoint]:
+        """Current locations whose newest point belongs to the trip."""
+        ...
+
     def count_newer_than(self, ts_ms: int) -> int:
         """How many vehicles (all fleets) reported a point newer than `ts_ms`."""
         ...

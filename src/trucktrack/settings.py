@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     processor_snapshot_s: Annotated[float, Meta(gt=0)] = 10.0
     """How often the processors' state is saved; after a crash, what came since is replayed."""
 
+    live_min_interval_s: Annotated[float, Meta(ge=0)] = 1.0
+    """A live WebSocket client gets at most one update per vehicle this often (newest wins)."""
+    live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
+    """A live client whose messages cannot be sent for this long is disconnected (1013)."""
+
     webhook_url: str = ""
     """Where every new alert is POSTed (JSON, HMAC-signed); empty: no webhook."""
     webhook_secret: str = ""

@@ -22,6 +22,7 @@ from trucktrack.api.errors import EXCEPTION_HANDLERS
 from trucktrack.api.formats import trip_geojson, trip_gpx
 from trucktrack.api.geofences import geofence_router
 from trucktrack.api.ingest import bearer_token, ingest_batch
+from trucktrack.api.live import tracking_ws
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
 from trucktrack.api.schemas import (
@@ -264,6 +265,7 @@ def create_app(services: Services) -> Litestar:
             ingest_gps,
             vehicle_location,
             vehicle_stops,
+            tracking_ws,
             bulk_locations,
             trip_history,
             geofence_router,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -22,7 +23,14 @@ class AlertPage(msgspec.Struct, frozen=True):
 
 
 class AlertService:
-    def __init__(self, store: AlertStore, log: PointLog, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        log: PointLog,
+        metrics: Metrics,
+        on_alert: Callable[[Sequence[Alert]], None] | None = None,
+    ) -> None:
+        self._on_alert = on_alert
         self._store = store
         self._log = log
         self._metrics = metrics
@@ -59,6 +67,8 @@ class AlertService:
         )
         if await self._store.record(alert):
             self._metrics.alerts.labels(alert.type.value).inc()
+            if self._on_alert is not None:
+                self._on_alert([alert])
             return alert, True
         stored = self._store.list(
             principal.fleet_id, vehicle_id=vehicle_id, trip_id=None, type=AlertType.PANIC.value,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE, TimeWindow, scope_reason
 from trucktrack.domain.model import GpsPoint, IngestResult, Principal, Rejection
@@ -29,7 +29,9 @@ class IngestService:
         max_future_s: float,
         retention_days: float,
         hot_window_h: float,
+        on_stored: Callable[[str, Sequence[GpsPoint]], None] | None = None,
     ) -> None:
+        self._on_stored = on_stored
         self._log = log
         self._cold = cold
         self._metrics = metrics
@@ -83,6 +85,8 @@ class IngestService:
         if accepted:
             outcome = await self._log.append(principal.fleet_id, accepted)
             inserted, duplicates = outcome.inserted, duplicates + outcome.duplicates
+            if self._on_stored is not None and inserted:
+                self._on_stored(principal.fleet_id, accepted)
             rejected.extend(Rejection(indexes[r.index], r.reason) for r in outcome.rejected)
         rejected.sort(key=lambda r: r.index)
         self._metrics.points_stored(inserted, duplicates)

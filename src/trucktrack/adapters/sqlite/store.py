@@ -175,6 +175,25 @@ class SqliteCurrentLocations:
         )
         return {r[1]: point_from_row(r) for r in rows}  # type: ignore[misc]
 
+    def in_area(
+        self, fleet_id: str, west: float, south: float, east: float, north: float, limit: int
+    ) -> list[GpsPoint]:
+        lng = "p.lng BETWEEN ? AND ?" if west <= east else "(p.lng >= ? OR p.lng <= ?)"
+        rows = self._reads.get().execute(
+            f"SELECT {POINT_SELECT} FROM current_location AS p {POINT_JOINS} "
+            f"WHERE v.fleet_id = ? AND p.lat BETWEEN ? AND ? AND {lng} LIMIT ?",
+            [fleet_id, south, north, west, east, limit],
+        )
+        return [point_from_row(r) for r in rows.fetchall()]
+
+    def on_trip(self, fleet_id: str, trip_id: str) -> list[GpsPoint]:
+        rows = self._reads.get().execute(
+            f"SELECT {POINT_SELECT} FROM current_location AS p {POINT_JOINS} "
+            "WHERE v.fleet_id = ? AND t.trip_id = ?",
+            [fleet_id, trip_id],
+        )
+        return [point_from_row(r) for r in rows.fetchall()]
+
     def count_newer_than(self, ts_ms: int) -> int:
         row = (
             self._reads.get()

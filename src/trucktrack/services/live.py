@@ -1,0 +1,404 @@
+"""Live tracking: who watches which vehicles, and pushing them positions and alerts.
+
+Each connected client (a dispatcher's screen, a shipper following a trip) subscribes to
+vehicles, a map area or a trip. Stored points and new alerts are offered to the clients of the
+same fleet that want them; each client has its own sender task that sends only what changed
+since its last message, at most one update per vehicle per `min_interval_s` (a newer position
+replaces a waiting one: coalesced, never queued without bound). A client that cannot take its
+messages (a send blocked for `send_timeout_s`, or too many alerts waiting) is disconnected, so
+no client ever slows ingestion or the others: publishing only updates dictionaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
+
+import msgspec
+
+from trucktrack.domain.alerts import Alert
+from trucktrack.domain.live import Area, View, delta, view_of
+from trucktrack.domain.model import GpsPoint, Principal
+from trucktrack.metrics import Metrics
+from trucktrack.ports import CurrentLocations
+
+log = logging.getLogger(__name__)
+
+MAX_TRACKED = 100
+MAX_AREA_VEHICLES = 5000
+MAX_WAITING_ALERTS = 200
+VehicleIds = Annotated[
+    list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]],
+    msgspec.Meta(min_length=1, max_length=MAX_TRACKED),
+]
+TripId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
+class Track(msgspec.Struct, tag="track", tag_field="action", forbid_unknown_fields=True):
+    vehicle_ids: VehicleIds
+
+
+class Untrack(msgspec.Struct, tag="untrack", tag_field="action", forbid_unknown_fields=True):
+    vehicle_ids: VehicleIds
+
+
+class TrackArea(msgspec.Struct, tag="track_area", tag_field="action", forbid_unknown_fields=True):
+    bbox: Annotated[list[float], msgspec.Meta(min_length=4, max_length=4)]
+    """[west, south, east, north] in degrees."""
+    zoom: Annotated[int, msgspec.Meta(ge=0, le=22)] = 12
+
+
+class UntrackArea(
+    msgspec.Struct, tag="untrack_area", tag_field="action", forbid_unknown_fields=True
+):
+    pass
+
+
+class TrackTrip(msgspec.Struct, tag="track_trip", tag_field="action", forbid_unknown_fields=True):
+    trip_id: TripId
+
+
+class UntrackTrip(
+    msgspec.Struct, tag="untrack_trip", tag_field="action", forbid_unknown_fields=True
+):
+    trip_id: TripId
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="action", forbid_unknown_fields=True):
+    pass
+
+
+Request = Track | Untrack | TrackArea | UntrackArea | TrackTrip | UntrackTrip | Ping
+_decode_request = msgspec.json.Decoder(Request).decode
+_encode = msgspec.json.Encoder().encode
+Send = Callable[[str], Awaitable[None]]
+
+
+class BadMessage(ValueError):
+    """A client message that cannot be acted on; the reply says why, the connection stays."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LiveClient:
+    """One connection's subscriptions and what waits to be sent to it."""
+
+    def __init__(
+        self, principal: Principal, send: Send, alert_out: Callable[[Alert], object]
+    ) -> None:
+        self.principal = principal
+        self.send = send
+        self.alert_out = alert_out
+        """How the entry point shows an alert (the same shape as its REST replies)."""
+        self.vehicles: set[str] = set()
+        self.trips: set[str] = set()
+        self.area: Area | None = None
+        self.cells: dict[tuple[int, int], str] = {}  # thinning: the vehicle shown per cell
+        self.cell_of: dict[str, tuple[int, int]] = {}
+        self.pending: dict[str, GpsPoint] = {}
+        self.last_sent: dict[str, View] = {}
+        self.next_ok: dict[str, float] = {}
+        self.alerts: collections.deque[Alert] = collections.deque()
+        self.replies: collections.deque[bytes] = collections.deque()
+        self.wake = asyncio.Event()
+        self.closed: str | None = None
+        """Why the hub dropped this client (the connection should close with it)."""
+
+    def wants(self, p: GpsPoint) -> bool:
+        if not self.principal.may_see(p.vehicle_id):
+            return False
+        if p.vehicle_id in self.vehicles or (p.trip_id is not None and p.trip_id in self.trips):
+            return True
+        area = self.area
+        if area is None or not area.contains(p.lat, p.lng):
+            if area is not None and p.vehicle_id in self.cell_of:  # it left the viewport
+                self.cells.pop(self.cell_of.pop(p.vehicle_id), None)
+            return False
+        cell = area.cell(p.lat, p.lng)
+        if cell is None:
+            return True
+        holder = self.cells.setdefault(cell, p.vehicle_id)
+        if holder != p.vehicle_id:
+            return False
+        old = self.cell_of.get(p.vehicle_id)
+        if old is not None and old != cell:
+            self.cells.pop(old, None)
+        self.cell_of[p.vehicle_id] = cell
+        return True
+
+
+class LiveHub:
+    """Every live client of this process, indexed by what they watch."""
+
+    def __init__(
+        self,
+        current: CurrentLocations,
+        metrics: Metrics,
+        *,
+        location_ttl_h: float,
+        min_interval_s: float = 1.0,
+        send_timeout_s: float = 5.0,
+    ) -> None:
+        self._current = current
+        self._metrics = metrics
+        self._ttl_ms = int(location_ttl_h * 3_600_000)
+        self._min_interval_s = min_interval_s
+        self._send_timeout_s = send_timeout_s
+        self._clients: set[LiveClient] = set()
+        self._by_vehicle: dict[tuple[str, str], set[LiveClient]] = {}
+        self._by_trip: dict[tuple[str, str], set[LiveClient]] = {}
+        self._by_area: dict[str, set[LiveClient]] = {}
+        self._latest: dict[tuple[str, str], int] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        metrics.watch("websocket_connections", "Live WebSocket clients", lambda: len(self._clients))
+        metrics.watch(
+            "websocket_subscriptions",
+            "Entries in the live hub's indexes (vehicles, trips, areas watched)",
+            lambda: self.subscriptions,
+        )
+
+    # --- connections ------------------------------------------------------------------------
+    def connect(
+        self,
+        principal: Principal,
+        send: Send,
+        alert_out: Callable[[Alert], object] = lambda alert: alert,
+    ) -> LiveClient:
+        self.loop = asyncio.get_running_loop()
+        client = LiveClient(principal, send, alert_out)
+        self._clients.add(client)
+        return client
+
+    def disconnect(self, client: LiveClient) -> None:
+        """Forget every subscription of the client (idempotent)."""
+        self._clients.discard(client)
+        fleet = client.principal.fleet_id
+        for vid in client.vehicles:
+            _discard(self._by_vehicle, (fleet, vid), client)
+        for trip in client.trips:
+            _discard(self._by_trip, (fleet, trip), client)
+        _discard(self._by_area, fleet, client)
+        client.vehicles.clear()
+        client.trips.clear()
+        client.area = None
+        client.closed = client.closed or "disconnected"
+        client.wake.set()
+
+    @property
+    def subscriptions(self) -> int:
+        """Index entries left (0 once every client is gone): for tests and leak checks."""
+        return len(self._by_vehicle) + len(self._by_trip) + len(self._by_area)
+
+    # --- what clients ask -------------------------------------------------------------------
+    async def handle(self, client: LiveClient, text: str | bytes) -> None:
+        """Act on one client message; a bad one gets an error reply, not a disconnect."""
+        try:
+            request = _parse(text)
+            reply = await self._apply(client, request)
+        except BadMessage as exc:
+            reply = {"type": "error", "error": {"code": exc.code, "message": str(exc)}}
+        self._queue_reply(client, reply)
+
+    async def _apply(self, client: LiveClient, request: Request) -> dict[str, object]:
+        fleet, principal = client.principal.fleet_id, client.principal
+        if isinstance(request, Ping):
+            return {"type": "pong"}
+        if isinstance(request, Track):
+            wanted = [v for v in dict.fromkeys(request.vehicle_ids) if principal.may_see(v)]
+            if len(client.vehicles | set(wanted)) > MAX_TRACKED:
+                raise BadMessage("too_many", f"at most {MAX_TRACKED} vehicles per connection")
+            for vid in wanted:
+                client.vehicles.add(vid)
+                self._by_vehicle.setdefault((fleet, vid), set()).add(client)
+            found = await asyncio.to_thread(self._current.get_many, fleet, wanted)
+            return self._snapshot("track", client, list(found.values()), vehicle_ids=wanted)
+        if isinstance(request, Untrack):
+            for vid in request.vehicle_ids:
+                if vid in client.vehicles:
+                    client.vehicles.discard(vid)
+                    _discard(self._by_vehicle, (fleet, vid), client)
+                    self._forget(client, vid)
+            return {"type": "untracked", "vehicle_ids": request.vehicle_ids}
+        if isinstance(request, TrackArea):
+            west, south, east, north = request.bbox
+            if not (-90 <= south <= north <= 90 and -180 <= west <= 180 and -180 <= east <= 180):
+                raise BadMessage("bad_request", "bbox must be [west, south, east, north] degrees")
+            client.area = Area(west, south, east, north, request.zoom)
+            client.cells.clear()
+            client.cell_of.clear()
+            self._by_area.setdefault(fleet, set()).add(client)
+            inside = await asyncio.to_thread(
+                self._current.in_area, fleet, west, south, east, north, MAX_AREA_VEHICLES
+            )
+            shown = [p for p in inside if client.wants(p)]
+            return self._snapshot("track_area", client, shown, bbox=request.bbox)
+        if isinstance(request, UntrackArea):
+            client.area = None
+            client.cells.clear()
+            client.cell_of.clear()
+            _discard(self._by_area, fleet, client)
+            return {"type": "untracked_area"}
+        if isinstance(request, TrackTrip):
+            client.trips.add(request.trip_id)
+            self._by_trip.setdefault((fleet, request.trip_id), set()).add(client)
+            on_trip = await asyncio.to_thread(self._current.on_trip, fleet, request.trip_id)
+            shown = [p for p in on_trip if principal.may_see(p.vehicle_id)]
+            return self._snapshot("track_trip", client, shown, trip_id=request.trip_id)
+        assert isinstance(request, UntrackTrip)
+        client.trips.discard(request.trip_id)
+        _discard(self._by_trip, (fleet, request.trip_id), client)
+        return {"type": "untracked_trip", "trip_id": request.trip_id}
+
+    def _snapshot(
+        self, action: str, client: LiveClient, points: Sequence[GpsPoint], **what: object
+    ) -> dict[str, object]:
+        """The current positions for a new subscription; they become the base of later deltas."""
+        fresh_after = _now_ms() - self._ttl_ms
+        views = []
+        for p in points:
+            if p.ts < fresh_after:
+                continue
+            view = view_of(p)
+            client.last_sent[p.vehicle_id] = view
+            views.append(view)
+        return {"type": "snapshot", "action": action, **what, "vehicles": views}
+
+    def _forget(self, client: LiveClient, vid: str) -> None:
+        if vid not in client.vehicles and not client.area and not client.trips:
+            client.pending.pop(vid, None)
+            client.last_sent.pop(vid, None)
+
+    # --- what happens -----------------------------------------------------------------------
+    def publish_points(self, fleet: str, points: Sequence[GpsPoint]) -> None:
+        """Offer newly stored points to the clients that watch them (never blocks)."""
+        if not self._clients:
+            return
+        latest = self._latest
+        areas = self._by_area.get(fleet)
+        for p in points:
+            key = (fleet, p.vehicle_id)
+            if latest.get(key, -1) >= p.ts:  # a late point: the map already shows a newer one
+                continue
+            latest[key] = p.ts
+            targets = set(self._by_vehicle.get(key, ()))
+            if p.trip_id is not None:
+                targets.update(self._by_trip.get((fleet, p.trip_id), ()))
+            if areas:
+                targets.update(areas)
+            for client in targets:
+                if client.wants(p):
+                    if p.vehicle_id in client.pending:
+                        self._metrics.live_coalesced.inc()
+                    client.pending[p.vehicle_id] = p
+                    client.wake.set()
+
+    def publish_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Offer new alerts to the clients watching their vehicle, trip or area."""
+        for alert in alerts:
+            fleet = alert.fleet_id
+            targets = set(self._by_vehicle.get((fleet, alert.vehicle_id), ()))
+            if alert.trip_id is not None:
+                targets.update(self._by_trip.get((fleet, alert.trip_id), ()))
+            if alert.lat is not None and alert.lng is not None:
+                for client in self._by_area.get(fleet, ()):
+                    if client.area is not None and client.area.contains(alert.lat, alert.lng):
+                        targets.add(client)
+            for client in targets:
+                if not client.principal.may_see(alert.vehicle_id):
+                    continue
+                if len(client.alerts) >= MAX_WAITING_ALERTS:
+                    self._drop(client, "too many alerts waiting: the client is not reading")
+                    continue
+                client.alerts.append(alert)
+                client.wake.set()
+
+    def publish_alerts_threadsafe(self, alerts: Sequence[Alert]) -> None:
+        """From another thread (the writer's reply reader)."""
+        loop = self.loop
+        if loop is not None and alerts and self._clients:
+            loop.call_soon_threadsafe(self.publish_alerts, list(alerts))
+
+    # --- sending ----------------------------------------------------------------------------
+    def _queue_reply(self, client: LiveClient, reply: dict[str, object]) -> None:
+        client.replies.append(_encode(reply))
+        client.wake.set()
+
+    async def run_sender(self, client: LiveClient) -> None:
+        """Send the client what waits for it until it is dropped; returns the reason."""
+        while client.closed is None:
+            await client.wake.wait()
+            client.wake.clear()
+            if client.closed is not None:
+                break
+            messages = list(client.replies)
+            client.replies.clear()
+            messages += self._updates(client)
+            while client.alerts:
+                alert = client.alerts.popleft()
+                messages.append(_encode({"type": "alert", "alert": client.alert_out(alert)}))
+            for message in messages:
+                try:
+                    await asyncio.wait_for(
+                        client.send(message.decode()), timeout=self._send_timeout_s
+                    )
+                except TimeoutError:
+                    self._drop(client, "too slow: messages could not be sent")
+                    break
+                self._metrics.live_sent.inc()
+
+    def _updates(self, client: LiveClient) -> list[bytes]:
+        if not client.pending:
+            return []
+        now = time.monotonic()
+        ready, later = [], []
+        for vid, p in client.pending.items():
+            (ready if client.next_ok.get(vid, 0.0) <= now else later).append((vid, p))
+        if later:  # rate-limited: wake again when the first of them may go
+            wait = min(client.next_ok[vid] for vid, _ in later) - now
+            assert self.loop is not None
+            self.loop.call_later(max(wait, 0.001), client.wake.set)
+        client.pending = dict(later)
+        if not ready:
+            return []
+        now_ms = _now_ms()
+        updates = []
+        for vid, p in ready:
+            view = view_of(p)
+            updates.append(delta(client.last_sent.get(vid), view))
+            client.last_sent[vid] = view
+            client.next_ok[vid] = now + self._min_interval_s
+            self._metrics.tracking_latency.observe(max(0.0, (now_ms - p.received_at) / 1000))
+        return [_encode({"type": "location_update", "updates": updates})]
+
+    def _drop(self, client: LiveClient, reason: str) -> None:
+        log.info("dropping a live client of %s: %s", client.principal.fleet_id, reason)
+        self._metrics.live_dropped_clients.inc()
+        client.closed = reason
+        self.disconnect(client)
+
+
+def _parse(text: str | bytes) -> Request:
+    try:
+        return _decode_request(text)
+    except msgspec.ValidationError as exc:
+        raise BadMessage("bad_request", str(exc)) from None
+    except msgspec.DecodeError:
+        raise BadMessage("bad_request", "a message must be a JSON object") from None
+
+
+def _discard[K](index: dict[K, set[LiveClient]], key: K, client: LiveClient) -> None:
+    clients = index.get(key)
+    if clients is not None:
+        clients.discard(client)
+        if not clients:
+            del index[key]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
