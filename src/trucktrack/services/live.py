@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_TRACKED = 100
 MAX_AREA_VEHICLES = 5000
 MAX_WAITING_ALERTS = 200
+MAX_WAITING_REPLIES = 50
 VehicleIds = Annotated[
     list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]],
     msgspec.Meta(min_length=1, max_length=MAX_TRACKED),
@@ -326,6 +327,9 @@ class LiveHub:
 
     # --- sending ----------------------------------------------------------------------------
     def _queue_reply(self, client: LiveClient, reply: dict[str, object]) -> None:
+        if len(client.replies) >= MAX_WAITING_REPLIES:
+            self._drop(client, "too many replies waiting: the client is not reading")
+            return
         client.replies.append(_encode(reply))
         client.wake.set()
 
