@@ -71,8 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     bench_ingest.add_arguments(ingest)
     from trucktrack.benchmarks import geofence as bench_geofence
 
-    fences = bench_sub.add_parser("geofence", help="fence membership: indexed vs naive loop")
+    fences = bench_sub.add_parser(
+        "geofence", help="the processor chain with many fences, vs the naive loop"
+    )
     bench_geofence.add_arguments(fences)
+    from trucktrack.benchmarks import realtime as bench_realtime
+
+    live = bench_sub.add_parser(
+        "realtime", help="WebSocket delivery latency to many clients while ingesting"
+    )
+    bench_realtime.add_arguments(live)
     return parser
 
 
@@ -92,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
-            from trucktrack.benchmarks import geofence as bench_geofence
-            from trucktrack.benchmarks import ingest as bench_ingest
+            from trucktrack.benchmarks import geofence, ingest, realtime
 
-            runner = bench_geofence if args.bench_command == "geofence" else bench_ingest
-            return runner.main(args)
+            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime}
+            return runners[args.bench_command].main(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)
         return 2

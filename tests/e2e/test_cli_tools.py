@@ -67,3 +67,14 @@ def test_a_fresh_data_dir_prints_a_working_first_token(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/healthz").status_code == 200
     finally:
         server.stop()
+
+
+def test_bench_realtime_reports_latency_and_no_loss() -> None:
+    out = subprocess.run(
+        [*CLI, "bench", "realtime", "--clients", "20", "--per-client", "5", "--rate", "1000",
+         "--duration", "2", "--settle", "1.5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| ") and "of" in line)
+    assert row.rstrip(" |").endswith("0 of 100"), row

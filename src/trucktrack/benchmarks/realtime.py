@@ -1,0 +1,199 @@
+"""`trucktrack bench realtime`: live WebSocket delivery while points are being ingested.
+
+Starts the real server, connects `--clients` WebSocket clients (1,000) that each track
+`--per-client` vehicles (10; every vehicle watched by one client), then posts `--rate` points/s
+(10,000) in batches of 100 on a fixed schedule for `--duration` seconds: every vehicle moves
+once a round, and each point's device time is the moment it is sent. Each client records, for
+every update it receives, the time from that moment to its arrival (so the figure includes
+HTTP, validation, the durable write, the hub and the WebSocket). At the end, after a settle
+time, every client's last position of every vehicle must be the last one posted: anything else
+is counted as lost (updates in between may be coalesced by the 1 s rate limit: that is
+intended, a map only needs the newest position).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from trucktrack.benchmarks.ingest import _machine, _percentile, _server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--per-client", type=int, default=10, help="vehicles each client tracks")
+    parser.add_argument("--rate", type=float, default=10_000, help="points/s ingested")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of ingest")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait at the end")
+    parser.add_argument("--data-dir", help="data folder of the started server (default: temp)")
+    parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
+
+
+class _Client:
+    def __init__(self, vehicles: list[str]) -> None:
+        self.vehicles = vehicles
+        self.latest: dict[str, int] = {}
+        self.latencies: list[float] = []
+        self.messages = 0
+
+
+async def _watch(url: str, token: str, client: _Client, ready: asyncio.Event, stop: asyncio.Event,
+                 connected: list[int]) -> None:  # fmt: skip
+    from websockets.asyncio.client import connect
+
+    ws_url = url.replace("http://", "ws://", 1)
+    async with connect(f"{ws_url}/tracking/ws?token={token}", max_queue=None) as ws:
+        await ws.send(json.dumps({"action": "track", "vehicle_ids": client.vehicles}))
+        await ws.recv()  # the snapshot
+        connected[0] += 1
+        if connected[0] == connected[1]:
+            ready.set()
+        while not stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except TimeoutError:
+                continue
+            now_ms = time.time_ns() / 1e6
+            message = json.loads(raw)
+            if message.get("type") != "location_update":
+                continue
+            client.messages += 1
+            for update in message["updates"]:
+                ts = update["timestamp_ms"]
+                client.latest[update["vehicle_id"]] = ts
+                client.latencies.append(now_ms - ts)
+
+
+async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    n = args.clients * args.per_client
+    vehicles = [f"LIVE-{i:06d}" for i in range(n)]
+    clients = [
+        _Client(vehicles[i * args.per_client : (i + 1) * args.per_client])
+        for i in range(args.clients)
+    ]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        # Every vehicle's first position, so that the snapshots are not empty.
+        base_lat, base_lng = 20.0, 78.0
+        for i in range(0, n, 1000):
+            body = {"updates": [{"vehicle_id": v, "lat": base_lat, "lng": base_lng,
+                                 "timestamp": time.time_ns() // 10**6 - 60_000}
+                                for v in vehicles[i : i + 1000]]}  # fmt: skip
+            async with session.post(url + "/tracking/gps", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+        ready, stop = asyncio.Event(), asyncio.Event()
+        connected = [0, len(clients)]
+        tasks = []
+        started = time.perf_counter()
+        for start in range(0, len(clients), 50):  # connect in waves, not all at once
+            tasks += [
+                asyncio.create_task(_watch(url, token, c, ready, stop, connected))
+                for c in clients[start : start + 50]
+            ]
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(ready.wait(), timeout=120)
+        connect_s = time.perf_counter() - started
+
+        batch = 100
+        interval = batch / args.rate
+        last_sent: dict[str, int] = {}
+        post_latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        k = 0
+        begin = time.perf_counter()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def post(body: bytes, since: float) -> None:
+            async with session.post(url + "/tracking/gps", data=body) as resp:
+                await resp.read()
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            post_latencies.append(time.perf_counter() - since)
+
+        while (due := begin + k * interval) < begin + args.duration:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            now_ms = time.time_ns() // 10**6
+            first = (k * batch) % n
+            chosen = vehicles[first : first + batch]
+            step = (k * batch) // n + 1
+            updates = [{"vehicle_id": v, "lat": base_lat + step * 1e-4, "lng": base_lng,
+                        "speed": 40.0, "timestamp": now_ms} for v in chosen]  # fmt: skip
+            for v in chosen:
+                last_sent[v] = now_ms
+            task = asyncio.create_task(post(msgspec.json.encode({"updates": updates}), due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            k += 1
+        ingest_s = time.perf_counter() - begin
+        await asyncio.gather(*pending)
+        await asyncio.sleep(args.settle)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    latencies = sorted(x for c in clients for x in c.latencies)
+    lost = sum(
+        1 for c in clients for v in c.vehicles if v in last_sent and c.latest.get(v) != last_sent[v]
+    )
+    return {
+        "connect_s": connect_s,
+        "ingest_s": ingest_s,
+        "points": k * batch,
+        "statuses": statuses,
+        "post_p99_ms": _percentile(sorted(post_latencies), 0.99),
+        "deliveries": len(latencies),
+        "messages": sum(c.messages for c in clients),
+        "p50_ms": latencies[len(latencies) // 2] if latencies else 0.0,
+        "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        if latencies
+        else 0.0,
+        "max_ms": latencies[-1] if latencies else 0.0,
+        "lost": lost,
+        "watched": len(last_sent),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    args.fences, args.server_env = 0, []
+    with _server(args, {}) as (url, token):
+        if url is None:
+            return 1
+        r = asyncio.run(_run(url, token, args))
+    command = shlex.join(["trucktrack", "bench", "realtime", *sys.argv[3:]])
+    lines = [
+        f"### bench realtime, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {_machine()}  ",
+        f"Load: {args.clients} WebSocket clients x {args.per_client} vehicles; "
+        f"{r['points']:,} points posted over {r['ingest_s']:.1f} s "
+        f"({r['points'] / r['ingest_s']:,.0f} points/s, statuses {r['statuses']}, "
+        f"POST p99 {r['post_p99_ms']:.1f} ms); clients connected in {r['connect_s']:.1f} s; "
+        "client, server and load share the machine",
+        "",
+        "| deliveries | deliveries/s | messages | p50 ms | p99 ms | max ms | lost |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {r['deliveries']:,} | {r['deliveries'] / r['ingest_s']:,.0f} | {r['messages']:,} | "
+        f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
+        f"{r['lost']} of {r['watched']:,} |",
+        "",
+        f"Python {platform.python_version()}, {os.cpu_count()} cores. Latency: from a point's "
+        "device time (its send time) to its update reaching the client; lost: vehicles whose "
+        "last update a client got is not the last position posted.",
+    ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "a") as fh:
+            fh.write(report + "\n")
+    return 0 if r["lost"] == 0 else 1
