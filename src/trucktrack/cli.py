@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="limit the token to this vehicle (repeatable)",
     )
+    create.add_argument(
+        "--trip",
+        action="append",
+        default=None,
+        help="limit a viewer token to this trip's points (repeatable): a shipper's view",
+    )
     create.add_argument("--label", default="", help="a note to recognise the token by")
     _data_dir_flag(create)
 
@@ -177,9 +183,11 @@ API docs: {url}/docs
 def _token_create(args: argparse.Namespace) -> int:
     settings = load_settings({"data_dir": args.data_dir})
     token = bootstrap.tokens_only(settings).create(
-        args.fleet, args.role, args.vehicle, label=args.label
+        args.fleet, args.role, args.vehicle, label=args.label, trips=args.trip
     )
     scope = ", ".join(args.vehicle) if args.vehicle else "all vehicles"
+    if args.trip:
+        scope += "; trips " + ", ".join(args.trip)
     print(f"Created a {args.role} token for fleet {args.fleet!r} ({scope}):")
     print(token)
     return 0

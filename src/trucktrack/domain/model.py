@@ -47,12 +47,20 @@ class Principal(msgspec.Struct, frozen=True):
     role: Role
     vehicles: frozenset[str] | None = None
     token_id: str = ""
+    trips: frozenset[str] | None = None
+    """A viewer limited to trips (a shipper following a delivery) sees only their points."""
 
     def may_write_points(self) -> bool:
-        return self.role in WRITER_ROLES
+        return self.role in WRITER_ROLES and self.trips is None
 
     def may_see(self, vehicle_id: str) -> bool:
         return self.vehicles is None or vehicle_id in self.vehicles
+
+    def may_see_trip(self, trip_id: str | None) -> bool:
+        return self.trips is None or (trip_id is not None and trip_id in self.trips)
+
+    def may_see_point(self, vehicle_id: str, trip_id: str | None) -> bool:
+        return self.may_see(vehicle_id) and self.may_see_trip(trip_id)
 
 
 class Rejection(msgspec.Struct, frozen=True):

@@ -103,7 +103,7 @@ class AlertService:
                 after=after,
                 limit=limit + 1,
             )
-            alerts += [a for a in batch if principal.may_see(a.vehicle_id)]
+            alerts += [a for a in batch if principal.may_see_point(a.vehicle_id, a.trip_id)]
             if len(batch) <= limit:
                 break
             after = (batch[-1].ts, batch[-1].alert_id)
@@ -114,7 +114,7 @@ class AlertService:
         if principal.role is Role.DEVICE:
             raise Forbidden("a device token cannot acknowledge alerts")
         alert = self._store.get(principal.fleet_id, alert_id)
-        if alert is None or not principal.may_see(alert.vehicle_id):
+        if alert is None or not principal.may_see_point(alert.vehicle_id, alert.trip_id):
             raise NotFound(f"no alert {alert_id!r}")
         acked = await self._store.acknowledge(
             principal.fleet_id, alert_id, principal.token_id, wall_clock_ms()

@@ -14,6 +14,7 @@ from trucktrack.ports import TokenStore
 
 FLEET_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 VEHICLE_ID = FLEET_ID
+TRIP_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 TOKEN_PREFIX = "tt_"
 _CACHE_LIMIT = 10_000
 
@@ -36,6 +37,7 @@ class TokenService:
         role: str,
         vehicles: Iterable[str] | None = None,
         label: str = "",
+        trips: Iterable[str] | None = None,
     ) -> str:
         """A new token for `fleet_id` with `role`; returns it in clear (the only time it is)."""
         if not FLEET_ID.fullmatch(fleet_id):
@@ -50,9 +52,21 @@ class TokenService:
             bad = [v for v in scope if not VEHICLE_ID.fullmatch(v)]
             if bad:
                 raise BadRequest(f"bad vehicle ids: {', '.join(sorted(bad))}")
+        trip_scope = None
+        if trips:
+            trip_scope = frozenset(trips)
+            bad = [t for t in trip_scope if not TRIP_ID.fullmatch(t)]
+            if bad:
+                raise BadRequest(f"bad trip ids: {', '.join(sorted(bad))}")
+            if parsed_role is not Role.VIEWER:
+                raise BadRequest("only a viewer token can be limited to trips")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         principal = Principal(
-            fleet_id=fleet_id, role=parsed_role, vehicles=scope, token_id=secrets.token_hex(6)
+            fleet_id=fleet_id,
+            role=parsed_role,
+            vehicles=scope,
+            token_id=secrets.token_hex(6),
+            trips=trip_scope,
         )
         self._store.add(hash_token(token), principal, label)
         return token

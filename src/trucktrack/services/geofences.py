@@ -62,6 +62,7 @@ class GeofenceService:
             raise NotFound(f"no geofence {geofence_id!r}")
 
     def get(self, principal: Principal, geofence_id: str) -> Geofence:
+        _may_read(principal)
         fence = self._store.get(principal.fleet_id, geofence_id)
         if fence is None:
             raise NotFound(f"no geofence {geofence_id!r}")
@@ -77,6 +78,7 @@ class GeofenceService:
         cursor: str | None,
         limit: int,
     ) -> GeofencePage:
+        _may_read(principal)
         after = decode_cursor(cursor, str) if cursor else None
         fences = self._store.list(
             principal.fleet_id, active=active, kind=kind, name=name, after=after, limit=limit + 1
@@ -84,6 +86,11 @@ class GeofenceService:
         more = len(fences) > limit
         fences = fences[:limit]
         return GeofencePage(fences, encode_cursor(fences[-1].geofence_id) if more else None)
+
+
+def _may_read(principal: Principal) -> None:
+    if principal.trips is not None:
+        raise Forbidden("a token limited to trips cannot read the fleet's geofences")
 
 
 def _may_edit(principal: Principal) -> None:

@@ -112,7 +112,7 @@ class LiveClient:
         """Why the hub dropped this client (the connection should close with it)."""
 
     def wants(self, p: GpsPoint) -> bool:
-        if not self.principal.may_see(p.vehicle_id):
+        if not self.principal.may_see_point(p.vehicle_id, p.trip_id):
             return False
         if p.vehicle_id in self.vehicles or (p.trip_id is not None and p.trip_id in self.trips):
             return True
@@ -218,7 +218,8 @@ class LiveHub:
                 client.vehicles.add(vid)
                 self._by_vehicle.setdefault((fleet, vid), set()).add(client)
             found = await asyncio.to_thread(self._current.get_many, fleet, wanted)
-            return self._snapshot("track", client, list(found.values()), vehicle_ids=wanted)
+            shown = [p for p in found.values() if principal.may_see_trip(p.trip_id)]
+            return self._snapshot("track", client, shown, vehicle_ids=wanted)
         if isinstance(request, Untrack):
             for vid in request.vehicle_ids:
                 if vid in client.vehicles:
@@ -246,10 +247,12 @@ class LiveHub:
             _discard(self._by_area, fleet, client)
             return {"type": "untracked_area"}
         if isinstance(request, TrackTrip):
+            if not principal.may_see_trip(request.trip_id):
+                raise BadMessage("forbidden", "this token may not follow that trip")
             client.trips.add(request.trip_id)
             self._by_trip.setdefault((fleet, request.trip_id), set()).add(client)
             on_trip = await asyncio.to_thread(self._current.on_trip, fleet, request.trip_id)
-            shown = [p for p in on_trip if principal.may_see(p.vehicle_id)]
+            shown = [p for p in on_trip if principal.may_see_point(p.vehicle_id, p.trip_id)]
             return self._snapshot("track_trip", client, shown, trip_id=request.trip_id)
         assert isinstance(request, UntrackTrip)
         client.trips.discard(request.trip_id)
@@ -311,7 +314,7 @@ class LiveHub:
                     if client.area is not None and client.area.contains(alert.lat, alert.lng):
                         targets.add(client)
             for client in targets:
-                if not client.principal.may_see(alert.vehicle_id):
+                if not client.principal.may_see_point(alert.vehicle_id, alert.trip_id):
                     continue
                 if len(client.alerts) >= MAX_WAITING_ALERTS:
                     self._drop(client, "too many alerts waiting: the client is not reading")

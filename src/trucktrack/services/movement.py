@@ -47,7 +47,8 @@ class MovementService:
             limit=limit + 1,
         )
         page, more = found[:limit], len(found) > limit
-        return StopPage(page, encode_cursor(page[-1].started_ts) if more else None)
+        cursor = encode_cursor(page[-1].started_ts) if more else None
+        return StopPage([s for s in page if principal.may_see_trip(s.trip_id)], cursor)
 
     def trip_distance_m(self, principal: Principal, trip_id: str) -> float | None:
         """The trip's filtered distance so far (published every processor snapshot)."""

@@ -39,6 +39,8 @@ class TrackingService:
         point = None
         if principal.may_see(vehicle_id):
             point = self._current.get(principal.fleet_id, vehicle_id)
+        if point is not None and not principal.may_see_trip(point.trip_id):
+            point = None  # a trip-limited viewer sees the truck only while on its trip
         if point is None or point.ts < now_ms - self._ttl_ms:
             raise NotFound(f"no current location for vehicle {vehicle_id!r}")
         return point
@@ -49,7 +51,11 @@ class TrackingService:
         """Current locations of up to 100 vehicles; the ones not known (or stale) are `missing`."""
         wanted = list(dict.fromkeys(v for v in vehicle_ids if principal.may_see(v)))
         found = self._current.get_many(principal.fleet_id, wanted)
-        fresh = {v: p for v, p in found.items() if p.ts >= now_ms - self._ttl_ms}
+        fresh = {
+            v: p
+            for v, p in found.items()
+            if p.ts >= now_ms - self._ttl_ms and principal.may_see_trip(p.trip_id)
+        }
         missing = [v for v in dict.fromkeys(vehicle_ids) if v not in fresh]
         return fresh, missing
 
@@ -72,6 +78,8 @@ class TrackingService:
         limit: int,
     ) -> TripHistoryPage:
         """One page of a trip's points in device-time order, merged from both tiers."""
+        if not principal.may_see_trip(trip_id):
+            raise NotFound(f"no points for trip {trip_id!r}")
         after = decode_time_cursor(cursor) if cursor else None
         query = dict(
             from_ms=from_ms if from_ms is not None else 0,

@@ -182,7 +182,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     vehicles TEXT,
     label TEXT NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    trips TEXT
 ) WITHOUT ROWID;
 """
 
@@ -227,6 +228,9 @@ def create_schema(path: Path) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(geofences)")}
         if columns and "generation" not in columns:  # a version-1 database
             conn.execute("ALTER TABLE geofences ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+        if columns and "trips" not in columns:
+            conn.execute("ALTER TABLE tokens ADD COLUMN trips TEXT")
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     finally:

@@ -258,7 +258,7 @@ class SqliteTokenStore:
         try:
             conn.execute(
                 "INSERT INTO tokens (token_hash, token_id, fleet_id, role, vehicles, label, "
-                "created_at) VALUES (?,?,?,?,?,?,?)",
+                "created_at, trips) VALUES (?,?,?,?,?,?,?,?)",
                 [
                     token_hash,
                     principal.token_id,
@@ -267,6 +267,7 @@ class SqliteTokenStore:
                     None if principal.vehicles is None else json.dumps(sorted(principal.vehicles)),
                     label,
                     int(time.time() * 1000),
+                    None if principal.trips is None else json.dumps(sorted(principal.trips)),
                 ],
             )
         finally:
@@ -276,7 +277,7 @@ class SqliteTokenStore:
         row = (
             self._reads.get()
             .execute(
-                "SELECT token_id, fleet_id, role, vehicles FROM tokens "
+                "SELECT token_id, fleet_id, role, vehicles, trips FROM tokens "
                 "WHERE token_hash = ? AND revoked_at IS NULL",
                 [token_hash],
             )
@@ -284,12 +285,13 @@ class SqliteTokenStore:
         )
         if row is None:
             return None
-        token_id, fleet_id, role, vehicles = row
+        token_id, fleet_id, role, vehicles, trips = row
         return Principal(
             fleet_id=fleet_id,
             role=Role(role),
             vehicles=None if vehicles is None else frozenset(json.loads(vehicles)),
             token_id=token_id,
+            trips=None if trips is None else frozenset(json.loads(trips)),
         )
 
     def count(self) -> int:
