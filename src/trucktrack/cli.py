@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server on the embedded store")
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--mqtt-url",
+        default=None,
+        help="MQTT broker for device messages (mqtt://user:pw@host:port)",
+    )
     _data_dir_flag(serve)
 
     token = sub.add_parser("token", help="manage bearer tokens")
@@ -132,7 +137,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from trucktrack.api.app import create_asgi
 
-    settings = load_settings({"host": args.host, "port": args.port, "data_dir": args.data_dir})
+    settings = load_settings(
+        {"host": args.host, "port": args.port, "data_dir": args.data_dir, "mqtt_url": args.mqtt_url}
+    )
     services = bootstrap.local(settings)
     try:
         if settings.bootstrap_demo_token and not services.tokens.has_any():

@@ -98,6 +98,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.mqtt_messages = Counter(
+            "mqtt_messages",
+            "MQTT messages from devices, by topic kind (gps, emergency) and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.overloaded = Counter(
             "ingest_overloaded",
             "Batches refused with 503 because the write queue was full",

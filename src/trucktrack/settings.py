@@ -84,6 +84,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
     """A live client whose messages cannot be sent for this long is disconnected (1013)."""
 
+    mqtt_url: str = ""
+    """MQTT broker to take device messages from, e.g. mqtt://trucktrack:secret@127.0.0.1:1883;
+    empty: no MQTT."""
+    mqtt_topic_prefix: str = "topic/vehicle"
+    """Devices publish to `<prefix>/<vehicle_id>/gps` and `<prefix>/<vehicle_id>/emergency`."""
+    mqtt_client_id: str = "trucktrack"
+    """The broker keeps this client's session (and its unacknowledged messages) across
+    restarts; give each trucktrack server its own."""
+
     webhook_url: str = ""
     """Where every new alert is POSTed (JSON, HMAC-signed); empty: no webhook."""
     webhook_secret: str = ""

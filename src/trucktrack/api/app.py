@@ -23,6 +23,7 @@ from trucktrack.api.formats import trip_geojson, trip_gpx
 from trucktrack.api.geofences import geofence_router
 from trucktrack.api.ingest import bearer_token, ingest_batch
 from trucktrack.api.live import tracking_ws
+from trucktrack.api.mqtt import MqttBridge
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
 from trucktrack.api.schemas import (
@@ -248,9 +249,21 @@ def create_app(services: Services) -> Litestar:
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_delivery_loop(services)),
         ]
+        services.live.loop = asyncio.get_running_loop()
+        bridge = None
+        if services.settings.mqtt_url:
+            bridge = MqttBridge(
+                services,
+                services.settings.mqtt_url,
+                prefix=services.settings.mqtt_topic_prefix,
+                client_id=services.settings.mqtt_client_id,
+            )
+            bridge.start()
         try:
             yield
         finally:
+            if bridge is not None:
+                await asyncio.to_thread(bridge.stop)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -87,5 +87,9 @@ class TokenService:
         self._cache[key] = (principal, now + self._cache_s)
         return principal
 
+    def device_fleets(self, vehicle_id: str) -> set[str]:
+        """The fleets with a live device token limited to this vehicle (MQTT devices)."""
+        return self._store.device_fleets(vehicle_id)
+
     def has_any(self) -> bool:
         return self._store.count() > 0

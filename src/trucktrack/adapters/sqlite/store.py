@@ -297,6 +297,14 @@ class SqliteTokenStore:
     def count(self) -> int:
         return int(self._reads.get().execute("SELECT count(*) FROM tokens").fetchone()[0])
 
+    def device_fleets(self, vehicle_id: str) -> set[str]:
+        rows = self._reads.get().execute(
+            "SELECT DISTINCT fleet_id FROM tokens, json_each(tokens.vehicles) AS v "
+            "WHERE role = 'device' AND revoked_at IS NULL AND v.value = ?",
+            [vehicle_id],
+        )
+        return {fleet for (fleet,) in rows.fetchall()}
+
 
 class SqliteGeofenceStore:
     """Fences as msgpack bodies with the columns that lists filter on."""
