@@ -6,7 +6,9 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench venv clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench venv clean broker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,12 @@ venv: $(VENV)/.installed
 run: venv
 	$(BIN)/trucktrack serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: venv
+# The MQTT tests run a real broker: mosquitto from Debian.
+broker:
+	@command -v mosquitto >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; }
+
+test: venv broker
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
