@@ -215,3 +215,29 @@ def test_the_bridge_reconnects_after_a_broker_restart(setup: tuple[Broker, Serve
     finally:
         dev.loop_stop()
         dev.disconnect()
+
+
+def test_messages_sent_while_trucktrack_is_down_arrive_when_it_is_back(
+    setup: tuple[Broker, Server, str],
+) -> None:
+    """The broker keeps trucktrack's persistent session: QoS 1 messages published while the
+    server is stopped are delivered, and stored, once it reconnects."""
+    broker, server, admin = setup
+    t = now_ms() - 60_000
+    dev = device(broker, "MQ-1")
+    try:
+        publish(dev, "topic/vehicle/MQ-1/gps", {"lat": 18.5, "lng": 73.8, "timestamp": t,
+                                                "trip_id": "AWAY"})  # fmt: skip
+        wait_for(lambda: len(history(server, admin, "AWAY")) == 1, 10, "the first point")
+        server.stop()
+        for i in range(1, 4):
+            publish(
+                dev,
+                "topic/vehicle/MQ-1/gps",
+                {"lat": 18.5 + i / 1000, "lng": 73.8, "timestamp": t + i * 1000, "trip_id": "AWAY"},
+            )
+        server.start()
+        wait_for(lambda: len(history(server, admin, "AWAY")) == 4, 20, "the queued points")
+    finally:
+        dev.loop_stop()
+        dev.disconnect()
