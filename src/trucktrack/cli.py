@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         "realtime", help="WebSocket delivery latency to many clients while ingesting"
     )
     bench_realtime.add_arguments(live)
+    from trucktrack.benchmarks import mqtt as bench_mqtt
+
+    devices = bench_sub.add_parser("mqtt", help="points/s stored from MQTT devices")
+    bench_mqtt.add_arguments(devices)
     return parser
 
 
@@ -111,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
-            from trucktrack.benchmarks import geofence, ingest, realtime
+            from trucktrack.benchmarks import geofence, ingest, mqtt, realtime
 
-            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime}
+            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt}
             return runners[args.bench_command].main(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)

@@ -78,3 +78,15 @@ def test_bench_realtime_reports_latency_and_no_loss() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     row = next(line for line in out.stdout.splitlines() if line.startswith("| ") and "of" in line)
     assert row.rstrip(" |").endswith("0 of 100"), row
+
+
+def test_bench_mqtt_stores_everything_published() -> None:
+    out = subprocess.run(
+        [*CLI, "bench", "mqtt", "--vehicles", "20", "--publishers", "2", "--batch", "10",
+         "--duration", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = out.stdout.strip().splitlines()[-1]
+    published, stored = (int(cell.strip().replace(",", "")) for cell in row.split("|")[1:3])
+    assert published > 0 and stored == published, row

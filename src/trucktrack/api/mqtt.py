@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 RETRY_FOR_S = 60.0
 """How long a message that could not be stored (overload, storage down) is retried before it
 is left unacknowledged for the broker to deliver again after a reconnect."""
+
+DEVICE_CACHE_S = 5.0
+"""How long the fleet of a vehicle's device token is cached."""
+
+CONCURRENT_MESSAGES = 64
+"""Messages stored at once; the rest wait (unacknowledged, so the broker holds back more)."""
 
 
 class EmergencyPayload(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,6 +81,8 @@ class MqttBridge:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self.connected = False
+        self._devices: dict[str, tuple[float, frozenset[str]]] = {}
+        self._working = asyncio.Semaphore(CONCURRENT_MESSAGES)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -106,6 +115,10 @@ class MqttBridge:
     # --- on the event loop ------------------------------------------------------------------
     async def _handle(self, message: mqtt.MQTTMessage) -> bool:
         """Store what the message carries; True once it may be acknowledged."""
+        async with self._working:
+            return await self._store(message)
+
+    async def _store(self, message: mqtt.MQTTMessage) -> bool:
         metrics = self._services.metrics
         parts = message.topic.split("/")
         vehicle_id, kind = parts[-2], parts[-1]
@@ -114,53 +127,87 @@ class MqttBridge:
             metrics.mqtt_messages.labels(kind, "unknown_vehicle").inc()
             self._reply(message.topic, {"error": f"no device is registered for {vehicle_id!r}"})
             return True  # nothing to retry: acknowledged and dropped
+        try:
+            if kind == "gps":
+                store = self._gps(principal, vehicle_id, message.payload)
+            else:
+                store = self._emergency(principal, vehicle_id, message.payload)
+        except TrucktrackError as exc:
+            metrics.mqtt_messages.labels(kind, "rejected").inc()
+            self._reply(message.topic, {"error": exc.message})
+            return True
         deadline = time.monotonic() + RETRY_FOR_S
-        delay = 0.2
+        delay = 0.05
         while True:
             try:
-                if kind == "gps":
-                    await self._gps(principal, vehicle_id, message)
-                else:
-                    await self._emergency(principal, vehicle_id, message.payload)
-                metrics.mqtt_messages.labels(kind, "stored").inc()
-                return True
+                rejected = await store()
             except (Overloaded, StorageUnavailable):
                 if time.monotonic() > deadline:
                     metrics.mqtt_messages.labels(kind, "unacknowledged").inc()
                     return False
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
             except TrucktrackError as exc:
                 metrics.mqtt_messages.labels(kind, "rejected").inc()
                 self._reply(message.topic, {"error": exc.message})
                 return True
+            else:
+                metrics.mqtt_messages.labels(kind, "stored").inc()
+                if rejected is not None:
+                    self._reply(message.topic, rejected)
+                return True
 
-    async def _gps(self, principal: Principal, vehicle_id: str, message: mqtt.MQTTMessage) -> None:
+    def _gps(
+        self, principal: Principal, vehicle_id: str, payload: bytes
+    ) -> Callable[[], Awaitable[dict[str, object] | None]]:
+        """Decode and validate once; the returned call stores (and may be retried)."""
         services = self._services
         now_ms = wall_clock_ms()
-        body = _as_batch(message.payload, vehicle_id)
         points, rejected = decode_batch(
-            body, principal.fleet_id, now_ms, services.settings.max_batch_points
-        )
-        result = await services.ingest.ingest(principal, points, rejected, now_ms)
-        if result.rejected:
-            self._reply(message.topic, {"processed": result.processed, "rejected": [
-                {"index": r.index, "reason": r.reason} for r in result.rejected]})  # fmt: skip
+            _as_batch(payload, vehicle_id), principal.fleet_id, now_ms,
+            services.settings.max_batch_points,
+        )  # fmt: skip
 
-    async def _emergency(self, principal: Principal, vehicle_id: str, payload: bytes) -> None:
+        async def store() -> dict[str, object] | None:
+            result = await services.ingest.ingest(principal, points, rejected, now_ms)
+            if not result.rejected:
+                return None
+            return {"processed": result.processed, "rejected": [
+                {"index": r.index, "reason": r.reason} for r in result.rejected]}  # fmt: skip
+
+        return store
+
+    def _emergency(
+        self, principal: Principal, vehicle_id: str, payload: bytes
+    ) -> Callable[[], Awaitable[dict[str, object] | None]]:
         try:
             press = msgspec.json.decode(payload or b"{}", type=EmergencyPayload)
             ts = wall_clock_ms() if press.timestamp is None else parse_timestamp(press.timestamp)
         except (msgspec.DecodeError, msgspec.ValidationError, BadTimestamp) as exc:
             raise BadRequest(f"bad emergency payload: {exc}") from None
-        await self._services.alerts.raise_emergency(
-            principal, vehicle_id, ts=ts, lat=press.lat, lng=press.lng,
-            trip_id=press.trip_id, note=press.note,
-        )  # fmt: skip
+
+        async def store() -> None:
+            await self._services.alerts.raise_emergency(
+                principal, vehicle_id, ts=ts, lat=press.lat, lng=press.lng,
+                trip_id=press.trip_id, note=press.note,
+            )  # fmt: skip
+
+        return store
 
     def _principal_for(self, vehicle_id: str) -> Principal | None:
-        """The fleet a vehicle's device token belongs to (its owner, if it has posted)."""
-        fleets = self._services.tokens.device_fleets(vehicle_id)
+        """The fleet a vehicle's device token belongs to (its owner, if it has posted).
+
+        Token lookups are cached for DEVICE_CACHE_S: a device sends many messages a minute,
+        and a token created or revoked from the CLI takes effect within that time."""
+        now = time.monotonic()
+        cached = self._devices.get(vehicle_id)
+        if cached is None or cached[0] < now:
+            if len(self._devices) > 100_000:
+                self._devices.clear()
+            fleets = frozenset(self._services.tokens.device_fleets(vehicle_id))
+            cached = (now + DEVICE_CACHE_S, fleets)
+            self._devices[vehicle_id] = cached
+        fleets = cached[1]
         owner = self._services.writer.owner_of(vehicle_id)
         if owner is not None:
             fleets = fleets & {owner}
