@@ -7,9 +7,11 @@ the managed adapters.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
+from trucktrack.adapters.files import LocalObjectStore
 from trucktrack.adapters.parquet import ParquetColdStore
 from trucktrack.adapters.sqlite.schema import create_schema
 from trucktrack.adapters.sqlite.store import (
@@ -25,9 +27,12 @@ from trucktrack.adapters.sqlite.store import (
     SqliteWebhookSubscriptions,
 )
 from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
+from trucktrack.adapters.sqlite.trips import SqliteTripStore
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.adapters.webhooks import WebhookSink
 from trucktrack.domain.alerts import AlertType
+from trucktrack.domain.timefmt import format_ms
+from trucktrack.domain.trips import MilestoneRecord, Trip
 from trucktrack.metrics import Metrics
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
@@ -38,6 +43,7 @@ from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.movement import MovementService
 from trucktrack.services.tracking import TrackingService
+from trucktrack.services.trips import TripService
 from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
 
@@ -55,6 +61,7 @@ class Services:
     delivery: AlertDelivery
     webhooks: WebhookService
     live: LiveHub
+    trips: TripService
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -80,6 +87,22 @@ def count_processed(metrics: Metrics, report: StreamReport) -> None:
         metrics.processing_lag.observe(lag)
     if report.failed:
         metrics.processing_failures.inc()
+
+
+def milestone_message(trip: Trip, record: MilestoneRecord) -> dict[str, object]:
+    """What live clients following the trip receive when a milestone is recorded."""
+    return {
+        "type": "milestone",
+        "trip_id": trip.trip_id,
+        "vehicle_id": trip.vehicle_id,
+        "status": trip.status.value,
+        "milestone": record.milestone.value,
+        "timestamp": format_ms(record.ts),
+        "lat": record.lat,
+        "lng": record.lng,
+        "override": record.override,
+        "recorded_by": record.recorded_by,
+    }
 
 
 def tokens_only(settings: Settings) -> TokenService:
@@ -120,12 +143,31 @@ def local(settings: Settings) -> Services:
     def on_processed(report: StreamReport) -> None:  # on the writer's reply thread
         count_processed(metrics, report)
         live.publish_alerts_threadsafe(report.alerts)
+        loop = live.loop
+        if loop is not None and report.alerts and len(trips.windows):
+            asyncio.run_coroutine_threadsafe(trips.handle_alerts(report.alerts), loop)
 
     writer.start()
 
     log = SqlitePointLog(writer, reads)
     subscriptions = SqliteWebhookSubscriptions(writer, reads)
     cold = ParquetColdStore(settings.cold_dir)
+    tracking = TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h)
+    trips = TripService(
+        SqliteTripStore(writer, reads),
+        LocalObjectStore(settings.objects_dir),
+        current,
+        log,
+        tracking,
+        milestone_radius_m=settings.milestone_radius_m,
+        position_max_age_s=settings.milestone_position_max_age_s,
+        late_points_h=settings.trip_late_points_h,
+        max_future_s=settings.max_future_s,
+        on_milestone=lambda trip, record: live.publish_trip_event(
+            trip.fleet_id, trip.trip_id, trip.vehicle_id, milestone_message(trip, record)
+        ),
+    )
+    trips.load(int(time.time() * 1000))
     ttl_ms = int(settings.location_ttl_h * 3_600_000)
     metrics.watch(
         "active_vehicles_tracked",
@@ -147,8 +189,9 @@ def local(settings: Settings) -> Services:
             retention_days=settings.retention_days,
             hot_window_h=settings.hot_window_h,
             on_stored=live.publish_points,
+            attribute=trips.attribute,
         ),
-        tracking=TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h),
+        tracking=tracking,
         movement=MovementService(SqliteStopLog(reads), SqliteOdometer(reads), log),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
         alerts=AlertService(
@@ -164,6 +207,7 @@ def local(settings: Settings) -> Services:
         ),
         webhooks=WebhookService(subscriptions),
         live=live,
+        trips=trips,
         maintenance=Maintenance(
             log,
             cold,

@@ -34,6 +34,12 @@ class NotFound(TrucktrackError):
     code = "not_found"
 
 
+class Conflict(TrucktrackError):
+    """The request does not fit the record's current state, e.g. a milestone out of order."""
+
+    code = "conflict"
+
+
 class Unprocessable(TrucktrackError):
     """Well-formed but unusable, e.g. a self-intersecting fence polygon."""
 

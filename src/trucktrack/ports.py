@@ -10,6 +10,7 @@ from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 from trucktrack.domain.stops import Stop
+from trucktrack.domain.trips import Trip
 
 
 class PointLog(Protocol):
@@ -227,3 +228,48 @@ class Odometer(Protocol):
     """Filtered distance travelled, as the processors last published it."""
 
     def trip_m(self, fleet_id: str, trip_id: str) -> float | None: ...
+
+
+class ObjectStore(Protocol):
+    """Files by key, kept apart per fleet (a folder here, an S3 prefix on AWS)."""
+
+    def put(self, fleet_id: str, key: str, data: bytes) -> None:
+        """Store durably (replacing what the key held); returns once it is on disk."""
+        ...
+
+    def get(self, fleet_id: str, key: str) -> bytes | None: ...
+
+    def delete(self, fleet_id: str, key: str) -> bool: ...
+
+
+class TripStore(Protocol):
+    async def create(self, trip: Trip) -> bool:
+        """False when the fleet already has a trip with that id."""
+        ...
+
+    async def update(self, trip: Trip, expected_version: int) -> bool:
+        """False when the stored trip is no longer at `expected_version` (a concurrent change)."""
+        ...
+
+    def get(self, fleet_id: str, trip_id: str) -> Trip | None: ...
+
+    def for_vehicle(
+        self,
+        fleet_id: str,
+        vehicle_id: str,
+        *,
+        from_ms: int | None,
+        to_ms: int | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Trip]:
+        """By start (actual, else planned, else creation) time, then id."""
+        ...
+
+    def for_booking(
+        self, fleet_id: str, booking_id: str, *, after: tuple[int, str] | None, limit: int
+    ) -> list[Trip]:
+        """By creation time, then id."""
+        ...
+
+    def open_or_ended_since(self, ts_ms: int) -> list[Trip]: ...

@@ -79,6 +79,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     processor_snapshot_s: Annotated[float, Meta(gt=0)] = 10.0
     """How often the processors' state is saved; after a crash, what came since is replayed."""
 
+    milestone_radius_m: Annotated[float, Meta(gt=0)] = 500.0
+    """reached_pickup / reached_delivery need the truck's real position this close to the place
+    (an admin may override, and the override is recorded)."""
+    milestone_position_max_age_s: Annotated[float, Meta(gt=0)] = 900.0
+    """The truck's newest point must be at most this old (before the milestone's time) to
+    confirm a reached_* milestone."""
+    trip_late_points_h: Annotated[float, Meta(ge=0)] = 24.0
+    """Points without a trip_id are attributed to the trip their vehicle was on at their time;
+    a finished trip keeps taking its late (buffered) points for this long after it ended."""
+
     live_min_interval_s: Annotated[float, Meta(ge=0)] = 1.0
     """A live WebSocket client gets at most one update per vehicle this often (newest wins)."""
     live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
@@ -128,6 +138,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def cold_dir(self) -> Path:
         return Path(self.data_dir) / "cold"
+
+    @property
+    def objects_dir(self) -> Path:
+        """The object store (routes, later proof-of-delivery files), one folder per fleet."""
+        return Path(self.data_dir) / "objects"
 
 
 ENV_PREFIX = "TRUCKTRACK_"

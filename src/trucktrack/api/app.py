@@ -38,6 +38,7 @@ from trucktrack.api.schemas import (
     stop_out,
 )
 from trucktrack.api.times import time_param
+from trucktrack.api.trips import TRIP_ROUTES
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
 from trucktrack.errors import BadRequest, Forbidden
@@ -283,6 +284,7 @@ def create_app(services: Services) -> Litestar:
             trip_history,
             geofence_router,
             *ALERT_ROUTES,
+            *TRIP_ROUTES,
             healthz,
             metrics,
             openapi_json,

@@ -30,7 +30,9 @@ class IngestService:
         retention_days: float,
         hot_window_h: float,
         on_stored: Callable[[str, Sequence[GpsPoint]], None] | None = None,
+        attribute: Callable[[str, Sequence[GpsPoint]], Sequence[GpsPoint]] | None = None,
     ) -> None:
+        self._attribute = attribute
         self._on_stored = on_stored
         self._log = log
         self._cold = cold
@@ -83,6 +85,8 @@ class IngestService:
                 principal.fleet_id, indexes, accepted, now_ms
             )
         if accepted:
+            if self._attribute is not None:
+                accepted = list(self._attribute(principal.fleet_id, accepted))
             outcome = await self._log.append(principal.fleet_id, accepted)
             inserted, duplicates = outcome.inserted, duplicates + outcome.duplicates
             if self._on_stored is not None and inserted:

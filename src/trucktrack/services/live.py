@@ -322,6 +322,15 @@ class LiveHub:
                 client.alerts.append(alert)
                 client.wake.set()
 
+    def publish_trip_event(
+        self, fleet: str, trip_id: str, vehicle_id: str, message: dict[str, object]
+    ) -> None:
+        """Send a trip's event (a milestone) to the clients following the trip, in order with
+        their other replies."""
+        for client in list(self._by_trip.get((fleet, trip_id), ())):
+            if client.principal.may_see_point(vehicle_id, trip_id):
+                self._queue_reply(client, message)
+
     def publish_alerts_threadsafe(self, alerts: Sequence[Alert]) -> None:
         """From another thread (the writer's reply reader)."""
         loop = self.loop

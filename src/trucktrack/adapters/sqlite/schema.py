@@ -185,6 +185,38 @@ CREATE TABLE IF NOT EXISTS tokens (
     revoked_at INTEGER,
     trips TEXT
 ) WITHOUT ROWID;
+
+-- Trips: the columns the indexes need (the spec's vehicle-trips and booking-tracking) and the
+-- whole record, milestones included, as msgpack. `version` guards against lost updates.
+CREATE TABLE IF NOT EXISTS trips (
+    fleet_id TEXT NOT NULL,
+    trip_id TEXT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    booking_id TEXT,
+    status TEXT NOT NULL,
+    planned_start INTEGER,
+    started_at INTEGER,
+    ended_at INTEGER,
+    created_at INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, trip_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trips_by_vehicle
+    ON trips (fleet_id, vehicle_id, coalesce(started_at, planned_start, created_at), trip_id);
+CREATE INDEX IF NOT EXISTS trips_by_booking ON trips (fleet_id, booking_id, created_at, trip_id)
+    WHERE booking_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS trips_open ON trips (status, ended_at);
+
+-- Bumped by every trip change, so the processors know to reload the active trips' routes.
+CREATE TABLE IF NOT EXISTS trip_generation (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER);
+INSERT OR IGNORE INTO trip_generation VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS trips_inserted AFTER INSERT ON trips BEGIN
+    UPDATE trip_generation SET gen = gen + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS trips_updated AFTER UPDATE ON trips BEGIN
+    UPDATE trip_generation SET gen = gen + 1;
+END;
 """
 
 # Selecting a point back as GpsPoint fields, from `<table> AS p` joined with vehicles and trips.
