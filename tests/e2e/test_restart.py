@@ -64,3 +64,27 @@ def test_sigterm_closes_the_store_cleanly(tmp_path: Path) -> None:
         assert not (server.data_dir / "trucktrack.db-wal").exists()
     finally:
         server.stop()
+
+
+def test_an_active_trip_keeps_its_points_after_a_restart(tmp_path: Path) -> None:
+    """A trip started before a restart still takes its truck's points after it, and a trip
+    killed mid-way (SIGKILL right after the milestone's reply) has kept the milestone."""
+    server = Server(tmp_path / "data").start()
+    try:
+        token = create_token(server.data_dir, "fa", "admin")
+        body = {"trip_id": "RT-9", "vehicle_id": "RV-9", "pickup": {"lat": 18.5, "lng": 73.8},
+                "delivery": {"lat": 18.6, "lng": 73.9}}  # fmt: skip
+        t = now_ms() - 60_000
+        with server.client(token) as a:
+            assert a.post("/trips", json=body).status_code == 201
+            r = a.post("/delivery/milestone", json={"trip_id": "RT-9", "milestone":
+                                                     "trip_started", "timestamp": t})  # fmt: skip
+            assert r.status_code == 201
+        server.kill()
+        server.start()
+        with server.client(token) as a:
+            assert a.get("/trips/RT-9").json()["status"] == "active"
+            post_ok(a, point("RV-9", t + 1000))
+            assert len(history(a, "RT-9")) == 1
+    finally:
+        server.stop()
