@@ -41,6 +41,7 @@ from trucktrack.services.geofences import GeofenceService
 from trucktrack.services.ingest import IngestService
 from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
+from trucktrack.services.monitor import TripMonitor
 from trucktrack.services.movement import MovementService
 from trucktrack.services.tracking import TrackingService
 from trucktrack.services.trips import TripService
@@ -62,6 +63,7 @@ class Services:
     webhooks: WebhookService
     live: LiveHub
     trips: TripService
+    monitor: TripMonitor
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
@@ -177,6 +179,13 @@ def local(settings: Settings) -> Services:
     metrics.watch(
         "gps_write_queue_points", "Points waiting for the disk", lambda: writer.pending_points
     )
+    alerts = AlertService(
+        SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)),
+        log,
+        metrics,
+        on_alert=live.publish_alerts,
+    )
+    stops = SqliteStopLog(reads)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -192,14 +201,9 @@ def local(settings: Settings) -> Services:
             attribute=trips.attribute,
         ),
         tracking=tracking,
-        movement=MovementService(SqliteStopLog(reads), SqliteOdometer(reads), log),
+        movement=MovementService(stops, SqliteOdometer(reads), log),
         geofences=GeofenceService(SqliteGeofenceStore(writer, reads)),
-        alerts=AlertService(
-            SqliteAlertStore(writer, reads, notify=bool(settings.webhook_url)),
-            log,
-            metrics,
-            on_alert=live.publish_alerts,
-        ),
+        alerts=alerts,
         delivery=AlertDelivery(
             SqliteAlertOutbox(writer, reads),
             WebhookSink(settings.webhook_url, settings.webhook_secret, subscriptions),
@@ -208,6 +212,9 @@ def local(settings: Settings) -> Services:
         webhooks=WebhookService(subscriptions),
         live=live,
         trips=trips,
+        monitor=TripMonitor(
+            trips, stops, alerts, unexpected_stop_s=settings.unexpected_stop_min * 60
+        ),
         maintenance=Maintenance(
             log,
             cold,

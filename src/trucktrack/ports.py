@@ -223,6 +223,10 @@ class StopLog(Protocol):
         """A vehicle's stops that started in [since, until), in start order, after `after`."""
         ...
 
+    def open_stop(self, fleet_id: str, vehicle_id: str) -> Stop | None:
+        """The vehicle's stop that has not ended yet, if it is stopped."""
+        ...
+
 
 class Odometer(Protocol):
     """Filtered distance travelled, as the processors last published it."""

@@ -89,6 +89,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Points without a trip_id are attributed to the trip their vehicle was on at their time;
     a finished trip keeps taking its late (buffered) points for this long after it ended."""
 
+    trip_monitor_interval_s: Annotated[float, Meta(gt=0)] = 60.0
+    """How often the trip monitor sweeps the active trips (trucks gone silent while stopped)."""
+
     live_min_interval_s: Annotated[float, Meta(ge=0)] = 1.0
     """A live WebSocket client gets at most one update per vehicle this often (newest wins)."""
     live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0

@@ -232,6 +232,16 @@ async def _maintenance_loop(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+async def _monitor_loop(services: Services) -> None:
+    interval = services.settings.trip_monitor_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await services.monitor.run_once(wall_clock_ms())
+        except Exception:
+            log.exception("trip monitor run failed; retrying at the next interval")
+
+
 async def _delivery_loop(services: Services) -> None:
     while True:
         try:
@@ -249,6 +259,7 @@ def create_app(services: Services) -> Litestar:
         tasks = [
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_delivery_loop(services)),
+            asyncio.create_task(_monitor_loop(services)),
         ]
         services.live.loop = asyncio.get_running_loop()
         bridge = None

@@ -212,5 +212,14 @@ class TripWindows:
                 return trip_id
         return None
 
+    def active(self) -> list[tuple[str, str, str]]:
+        """(fleet, vehicle, trip) of every trip under way."""
+        return [
+            (fleet, vehicle, trip_id)
+            for (fleet, vehicle), windows in self._by_vehicle.items()
+            for _, end, trip_id in windows
+            if end is None
+        ]
+
     def __len__(self) -> int:
         return len(self._by_vehicle)

@@ -76,6 +76,16 @@ class AlertService:
         )  # fmt: skip
         return stored[0], False
 
+    async def record(self, alert: Alert) -> bool:
+        """Store an alert raised outside the processors (the trip monitor); once per dedupe
+        key, so a monitor run repeated after a restart adds nothing."""
+        if not await self._store.record(alert):
+            return False
+        self._metrics.alerts.labels(alert.type.value).inc()
+        if self._on_alert is not None:
+            self._on_alert([alert])
+        return True
+
     def list(
         self,
         principal: Principal,

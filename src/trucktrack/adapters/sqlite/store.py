@@ -227,6 +227,24 @@ class SqliteStopLog:
             for started, ended, lat, lng, trip, authorised, duration in rows.fetchall()
         ]
 
+    def open_stop(self, fleet_id: str, vehicle_id: str) -> Stop | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT s.started_ts, s.lat, s.lng, t.trip_id, s.authorised "
+                "FROM stops AS s JOIN vehicles AS v ON v.vkey = s.vkey "
+                "LEFT JOIN trip_keys AS t ON t.trip_key = s.trip_key "
+                "WHERE v.fleet_id = ? AND v.vehicle_id = ? AND s.ended_ts IS NULL "
+                "ORDER BY s.started_ts DESC LIMIT 1",
+                [fleet_id, vehicle_id],
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        started, lat, lng, trip, authorised = row
+        return Stop(vehicle_id, trip, started, None, lat, lng, 0.0, bool(authorised))
+
 
 class SqliteOdometer:
     def __init__(self, reads: ReadConnections) -> None:
