@@ -237,10 +237,14 @@ class TrackProcessor:
         self._tz = local_zone(rules.timezone)
         self.kept = 0
         self.dropped = 0
+        self.kept_points = np.zeros(0, np.int64)
+        """Batch indexes of the fixes the last `process` trusted, by vehicle then time (what
+        later steps, such as route compliance, should look at)."""
 
     def process(self, batch: TrackBatch) -> list[TrackEvent]:
         """Advance every vehicle of the batch; returns the events, vehicle by vehicle."""
         if not len(batch):
+            self.kept_points = np.zeros(0, np.int64)
             return []
         st = self.state
         st.ensure(int(batch.slot.max()) + 1, int(batch.trip.max()) + 1)
@@ -254,6 +258,7 @@ class TrackProcessor:
         keep = self._drop_jumps(batch, order, np.flatnonzero(good))
         self.kept += len(keep)
         self.dropped += len(batch) - len(keep)
+        self.kept_points = order[keep]
         if not len(keep):
             return []
         points = order[keep]

@@ -32,6 +32,7 @@ class TripMonitor:
 
     async def run_once(self, now_ms: int) -> int:
         """Check every active trip once; returns how many new alerts it raised."""
+        self._trips.forget_finished(now_ms)
         raised = 0
         for fleet_id, vehicle_id, trip_id in self._trips.windows.active():
             stop = self._stops.open_stop(fleet_id, vehicle_id)

@@ -144,6 +144,10 @@ class TripService:
         for trip in self._store.open_or_ended_since(now_ms - self._late_ms):
             self.windows.put(trip)
 
+    def forget_finished(self, now_ms: int) -> None:
+        """Stop attributing late points to trips that ended long ago (run by the monitor)."""
+        self.windows.forget_ended_before(now_ms - self._late_ms)
+
     # --- attribution --------------------------------------------------------------------------
     def attribute(self, fleet_id: str, points: Sequence[GpsPoint]) -> Sequence[GpsPoint]:
         """Points without a trip_id get the trip their vehicle was on at their time."""
