@@ -9,6 +9,7 @@ from typing import Protocol
 from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
+from trucktrack.domain.routing import Route, RouteRequest
 from trucktrack.domain.stops import Stop
 
 
@@ -227,3 +228,14 @@ class Odometer(Protocol):
     """Filtered distance travelled, as the processors last published it."""
 
     def trip_m(self, fleet_id: str, trip_id: str) -> float | None: ...
+
+
+class Router(Protocol):
+    """Truck routes over a road network. Blocking and CPU-bound: call it off the event loop."""
+
+    def route(self, request: RouteRequest) -> Route:
+        """The route for the request's truck; raises `Unroutable` when there is none (no road
+        near a point, no legal path) and `RoutingNotConfigured` when the map cannot be read."""
+        ...
+
+    def close(self) -> None: ...

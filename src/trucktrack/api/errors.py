@@ -22,6 +22,8 @@ STATUS = {
     errors.Unprocessable: 422,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
+    errors.Unroutable: 422,
+    errors.RoutingNotConfigured: 503,
 }
 HTTP_CODES = {
     400: "bad_request",
