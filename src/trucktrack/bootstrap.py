@@ -7,8 +7,12 @@ the managed adapters.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trucktrack.adapters.parquet import ParquetColdStore
 from trucktrack.adapters.sqlite.schema import create_schema
@@ -28,6 +32,7 @@ from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.adapters.webhooks import WebhookSink
 from trucktrack.domain.alerts import AlertType
+from trucktrack.errors import RoutingNotConfigured
 from trucktrack.metrics import Metrics
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
@@ -37,9 +42,15 @@ from trucktrack.services.ingest import IngestService
 from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.movement import MovementService
+from trucktrack.services.routing import RoutingService
 from trucktrack.services.tracking import TrackingService
 from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
+
+if TYPE_CHECKING:
+    from trucktrack.adapters.valhalla import TileBuild
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,11 +69,13 @@ class Services:
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
+    routing: RoutingService
 
     def close(self) -> None:
         """Write what is queued and release the files; safe to call twice."""
         self.writer.close()
         self.reads.close()
+        self.routing.close()
 
 
 FENCE_VIOLATIONS = frozenset({AlertType.RESTRICTED_AREA, AlertType.DWELL_EXCEEDED})
@@ -173,4 +186,38 @@ def local(settings: Settings) -> Services:
         ),
         writer=writer,
         reads=reads,
+        routing=routing(settings),
     )
+
+
+def routing(settings: Settings) -> RoutingService:
+    """Truck routing on the configured tiles; without usable tiles it answers 503 (and says why
+    in the log), and the rest of the server works as usual."""
+    tiles = settings.routing_tiles_path()
+    if tiles is None:
+        return RoutingService(None)
+    from trucktrack.adapters.valhalla import ValhallaRouter  # loads a 37 MB library: only if used
+
+    try:
+        router = ValhallaRouter(
+            tiles,
+            cache_mb=settings.routing_cache_mb,
+            search_radius_m=settings.routing_search_radius_m,
+        )
+    except RoutingNotConfigured as exc:
+        log.error("%s", exc.message)
+        return RoutingService(None, unavailable=exc.message)
+    return RoutingService(router, threads=settings.routing_threads)
+
+
+def build_routing_tiles(
+    settings: Settings,
+    osm_file: Path,
+    *,
+    threads: int,
+    on_output: Callable[[str], None] | None = None,
+) -> TileBuild:
+    """Valhalla tiles from an OSM extract into the data dir's routing folder."""
+    from trucktrack.adapters.valhalla import build_tiles
+
+    return build_tiles(osm_file, settings.routing_dir, threads=threads, on_output=on_output)
