@@ -94,8 +94,9 @@ def main(args: argparse.Namespace) -> int:
         router = ValhallaRouter(Path(city_built.tiles))
         service = RoutingService(router, threads=args.threads)
         try:
-            for request in _requests(city, 20, args.seed + 1):  # warm the tile caches
-                service.calculate_blocking(request)
+            # Warm every thread's engine (each has its own tile cache) before measuring.
+            warm = _requests(city, 20 * args.threads, args.seed + 1)
+            asyncio.run(_concurrent(service, warm, args.threads))
             requests = _requests(city, args.queries, args.seed)
             one: list[float] = []
             km = 0.0
