@@ -16,12 +16,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from trucktrack import bootstrap
 from trucktrack.adapters.valhalla import ValhallaRouter, build_tiles, truck_options
 from trucktrack.domain.geo import distance_m
 from trucktrack.domain.routing import LatLng, Optimize, Route, RouteRequest, TruckProfile
 from trucktrack.errors import BadRequest, RoutingNotConfigured, Unprocessable, Unroutable
 from trucktrack.road_network import known_network
 from trucktrack.services.routing import RoutingService
+from trucktrack.settings import Settings
 
 NET = known_network()
 TRUCK = TruckProfile(
@@ -274,3 +276,16 @@ def test_build_tiles_reads_osm_xml_and_refuses_what_is_not_osm(tmp_path: Path) -
     with pytest.raises(Unprocessable):
         build_tiles(empty, tmp_path / "out")
     assert json.loads(json.dumps(msgspec.to_builtins(built)))["tile_count"] > 0
+
+
+def test_the_server_starts_without_usable_tiles_and_says_why(tmp_path: Path, tiles: Path) -> None:
+    assert not bootstrap.routing(Settings(data_dir=str(tmp_path))).configured
+    broken = Settings(data_dir=str(tmp_path), routing_tiles=str(tmp_path / "gone.tar"))
+    service = bootstrap.routing(broken)
+    with pytest.raises(RoutingNotConfigured, match=r"no routing tiles at .*gone\.tar"):
+        service.calculate_blocking(ask("toll.west", "toll.east"))
+    working = bootstrap.routing(Settings(data_dir=str(tmp_path), routing_tiles=str(tiles)))
+    assert km(working.calculate_blocking(ask("toll.west", "toll.east"))) == pytest.approx(
+        12.0, abs=0.05
+    )
+    working.close()

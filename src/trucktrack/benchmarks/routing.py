@@ -20,12 +20,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trucktrack.adapters.valhalla import TileBuild, ValhallaRouter, build_tiles
 from trucktrack.benchmarks.ingest import _machine
 from trucktrack.domain.routing import LatLng, RouteRequest, TruckProfile
 from trucktrack.road_network import RoadNetwork, grid, known_network
-from trucktrack.services.routing import RoutingService
+
+if TYPE_CHECKING:  # pyvalhalla loads a 37 MB library: only when the benchmark runs
+    from trucktrack.adapters.valhalla import TileBuild
+    from trucktrack.services.routing import RoutingService
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(net: RoadNetwork, folder: Path, threads: int) -> tuple[TileBuild, float]:
+    from trucktrack.adapters.valhalla import build_tiles
+
     folder.mkdir(parents=True)
     pbf = net.write(folder / "network.osm.pbf")
     started = time.perf_counter()
@@ -85,6 +90,9 @@ async def _concurrent(
 
 
 def main(args: argparse.Namespace) -> int:
+    from trucktrack.adapters.valhalla import ValhallaRouter
+    from trucktrack.services.routing import RoutingService
+
     folder = Path(tempfile.mkdtemp(prefix="trucktrack-bench-routing-"))
     try:
         known = known_network()
