@@ -8,8 +8,12 @@ the managed adapters.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trucktrack.adapters.files import LocalObjectStore
 from trucktrack.adapters.parquet import ParquetColdStore
@@ -33,6 +37,7 @@ from trucktrack.adapters.webhooks import WebhookSink
 from trucktrack.domain.alerts import AlertType
 from trucktrack.domain.timefmt import format_ms
 from trucktrack.domain.trips import MilestoneRecord, Trip
+from trucktrack.errors import RoutingNotConfigured
 from trucktrack.metrics import Metrics
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.auth import TokenService
@@ -43,10 +48,16 @@ from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.monitor import TripMonitor
 from trucktrack.services.movement import MovementService
+from trucktrack.services.routing import RoutingService
 from trucktrack.services.tracking import TrackingService
 from trucktrack.services.trips import TripService
 from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
+
+if TYPE_CHECKING:
+    from trucktrack.adapters.valhalla import TileBuild
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,11 +78,13 @@ class Services:
     maintenance: Maintenance
     writer: GroupCommitWriter
     reads: ReadConnections
+    routing: RoutingService
 
     def close(self) -> None:
         """Write what is queued and release the files; safe to call twice."""
         self.writer.close()
         self.reads.close()
+        self.routing.close()
 
 
 FENCE_VIOLATIONS = frozenset({AlertType.RESTRICTED_AREA, AlertType.DWELL_EXCEEDED})
@@ -155,6 +168,7 @@ def local(settings: Settings) -> Services:
     subscriptions = SqliteWebhookSubscriptions(writer, reads)
     cold = ParquetColdStore(settings.cold_dir)
     tracking = TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h)
+    routes = routing(settings)
     trips = TripService(
         SqliteTripStore(writer, reads),
         LocalObjectStore(settings.objects_dir),
@@ -165,6 +179,7 @@ def local(settings: Settings) -> Services:
         position_max_age_s=settings.milestone_position_max_age_s,
         late_points_h=settings.trip_late_points_h,
         max_future_s=settings.max_future_s,
+        routing=routes,
         on_milestone=lambda trip, record: live.publish_trip_event(
             trip.fleet_id, trip.trip_id, trip.vehicle_id, milestone_message(trip, record)
         ),
@@ -224,4 +239,38 @@ def local(settings: Settings) -> Services:
         ),
         writer=writer,
         reads=reads,
+        routing=routes,
     )
+
+
+def routing(settings: Settings) -> RoutingService:
+    """Truck routing on the configured tiles; without usable tiles it answers 503 (and says why
+    in the log), and the rest of the server works as usual."""
+    tiles = settings.routing_tiles_path()
+    if tiles is None:
+        return RoutingService(None)
+    from trucktrack.adapters.valhalla import ValhallaRouter  # loads a 37 MB library: only if used
+
+    try:
+        router = ValhallaRouter(
+            tiles,
+            cache_mb=settings.routing_cache_mb,
+            search_radius_m=settings.routing_search_radius_m,
+        )
+    except RoutingNotConfigured as exc:
+        log.error("%s", exc.message)
+        return RoutingService(None, unavailable=exc.message)
+    return RoutingService(router, threads=settings.routing_threads)
+
+
+def build_routing_tiles(
+    settings: Settings,
+    osm_file: Path,
+    *,
+    threads: int,
+    on_output: Callable[[str], None] | None = None,
+) -> TileBuild:
+    """Valhalla tiles from an OSM extract into the data dir's routing folder."""
+    from trucktrack.adapters.valhalla import build_tiles
+
+    return build_tiles(osm_file, settings.routing_dir, threads=threads, on_output=on_output)

@@ -1,4 +1,4 @@
-"""The `trucktrack` command: serve, token, simulate, maintenance, bench."""
+"""The `trucktrack` command: serve, token, simulate, maintenance, bench, routing."""
 
 from __future__ import annotations
 
@@ -96,6 +96,23 @@ def _parser() -> argparse.ArgumentParser:
 
     devices = bench_sub.add_parser("mqtt", help="points/s stored from MQTT devices")
     bench_mqtt.add_arguments(devices)
+    from trucktrack.benchmarks import routing as bench_routing
+
+    routes = bench_sub.add_parser("routing", help="Valhalla tile builds and truck route latency")
+    bench_routing.add_arguments(routes)
+
+    routing = sub.add_parser("routing", help="truck routing (Valhalla)")
+    routing_sub = routing.add_subparsers(dest="routing_command", required=True)
+    tiles = routing_sub.add_parser(
+        "build-tiles",
+        help="build routing tiles from an OSM extract into <data-dir>/routing",
+        description="Build Valhalla routing tiles from an OpenStreetMap extract (.osm.pbf, or "
+        ".osm XML) into <data-dir>/routing/tiles.tar; restart the server to route on them.",
+    )
+    tiles.add_argument("--pbf", required=True, help="the OSM extract, e.g. india-latest.osm.pbf")
+    tiles.add_argument("--threads", type=int, default=2, help="build threads (default 2)")
+    tiles.add_argument("--quiet", action="store_true", help="hide Valhalla's progress log")
+    _data_dir_flag(tiles)
     return parser
 
 
@@ -115,10 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
-            from trucktrack.benchmarks import geofence, ingest, mqtt, realtime
+            from trucktrack.benchmarks import geofence, ingest, mqtt, realtime, routing
 
             runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt}
+            runners["routing"] = routing
             return runners[args.bench_command].main(args)
+        if args.command == "routing":
+            return _build_tiles(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)
         return 2
@@ -233,4 +253,34 @@ def _maintenance(args: argparse.Namespace) -> int:
     finally:
         services.close()
     print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    return 0
+
+
+def _build_tiles(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trucktrack.errors import BadRequest
+
+    if args.threads < 1:
+        raise BadRequest("--threads must be at least 1")
+    settings = load_settings({"data_dir": args.data_dir})
+    pbf = Path(args.pbf)
+    print(f"Building routing tiles from {pbf} with {args.threads} threads...", file=sys.stderr)
+    built = bootstrap.build_routing_tiles(
+        settings,
+        pbf,
+        threads=args.threads,
+        on_output=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+    extract = "no tiles.tar (valhalla_build_extract failed)"
+    if built.extract_s is not None:
+        extract = f"packed into tiles.tar in {built.extract_s:.1f} s"
+    print(
+        f"Built {built.tile_count} tiles ({built.size_bytes / 1e6:.2f} MB) in "
+        f"{built.build_s:.1f} s, {extract}: {built.tiles}"
+    )
+    used = settings.routing_tiles_path()
+    if used is not None and used.resolve() != Path(built.tiles).resolve():
+        print(f"Note: TRUCKTRACK_ROUTING_TILES points at {used}, not at these tiles.")
+    print("Restart `trucktrack serve` to route on them.")
     return 0

@@ -56,3 +56,16 @@ class Overloaded(TrucktrackError):
 class StorageUnavailable(TrucktrackError):
     code = "storage_unavailable"
     retry_after_s = 5
+
+
+class Unroutable(Unprocessable):
+    """A well-formed route request with no answer: no road near a point, or no legal path for
+    that truck between the points."""
+
+    code = "unroutable"
+
+
+class RoutingNotConfigured(TrucktrackError):
+    """No usable routing tiles: `trucktrack routing build-tiles` has not been run."""
+
+    code = "routing_not_configured"

@@ -9,6 +9,7 @@ from typing import Protocol
 from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
+from trucktrack.domain.routing import Route, RouteRequest
 from trucktrack.domain.stops import Stop
 from trucktrack.domain.trips import Trip
 
@@ -277,3 +278,14 @@ class TripStore(Protocol):
         ...
 
     def open_or_ended_since(self, ts_ms: int) -> list[Trip]: ...
+
+
+class Router(Protocol):
+    """Truck routes over a road network. Blocking and CPU-bound: call it off the event loop."""
+
+    def route(self, request: RouteRequest) -> Route:
+        """The route for the request's truck; raises `Unroutable` when there is none (no road
+        near a point, no legal path) and `RoutingNotConfigured` when the map cannot be read."""
+        ...
+
+    def close(self) -> None: ...

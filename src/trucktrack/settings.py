@@ -116,6 +116,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     bootstrap_demo_token: bool = True
     """On the first start with an empty data dir, create and print an admin token for `demo`."""
 
+    routing_tiles: str = ""
+    """Valhalla routing tiles (a tiles.tar or a tile folder); empty: the data dir's
+    `routing/tiles.tar`, else `routing/tiles/`, as `trucktrack routing build-tiles` makes them.
+    Without tiles `POST /routing/calculate` answers 503 and everything else works."""
+    routing_threads: Annotated[int, Meta(ge=1, le=64)] = 2
+    """Routes computed at once; each thread holds its own Valhalla engine and tile cache."""
+    routing_cache_mb: Annotated[int, Meta(ge=1)] = 128
+    """Tile cache of each routing thread, in MiB (Valhalla's own default is ~1 GB)."""
+    routing_search_radius_m: Annotated[float, Meta(gt=0, le=35_000)] = 1000.0
+    """A point farther than this from every road the truck may use is unroutable (422)."""
+
     def processor_rules(self) -> ProcessorRules:
         return ProcessorRules(
             filter=FilterRules(
@@ -146,6 +157,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def objects_dir(self) -> Path:
         """The object store (routes, later proof-of-delivery files), one folder per fleet."""
         return Path(self.data_dir) / "objects"
+
+    @property
+    def routing_dir(self) -> Path:
+        """Where `trucktrack routing build-tiles` puts the tiles."""
+        return Path(self.data_dir) / "routing"
+
+    def routing_tiles_path(self) -> Path | None:
+        """The tiles to route on: `routing_tiles` if set, else what build-tiles made, if any."""
+        if self.routing_tiles:
+            return Path(self.routing_tiles)
+        for candidate in (self.routing_dir / "tiles.tar", self.routing_dir / "tiles"):
+            if candidate.exists():
+                return candidate
+        return None
 
 
 ENV_PREFIX = "TRUCKTRACK_"

@@ -26,6 +26,7 @@ from trucktrack.api.live import tracking_ws
 from trucktrack.api.mqtt import MqttBridge
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
+from trucktrack.api.routing import ROUTING_ROUTES
 from trucktrack.api.schemas import (
     BulkIn,
     BulkOut,
@@ -296,6 +297,7 @@ def create_app(services: Services) -> Litestar:
             geofence_router,
             *ALERT_ROUTES,
             *TRIP_ROUTES,
+            *ROUTING_ROUTES,
             healthz,
             metrics,
             openapi_json,

@@ -23,6 +23,8 @@ STATUS = {
     errors.Unprocessable: 422,
     errors.Overloaded: 503,
     errors.StorageUnavailable: 503,
+    errors.Unroutable: 422,
+    errors.RoutingNotConfigured: 503,
 }
 HTTP_CODES = {
     400: "bad_request",

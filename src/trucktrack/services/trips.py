@@ -12,7 +12,7 @@ import asyncio
 import gzip
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from trucktrack.domain.alerts import Alert, AlertType
 from trucktrack.domain.geo import distance_m, distances_m
 from trucktrack.domain.model import GpsPoint, Principal, Role
+from trucktrack.domain.routing import LatLng, RouteRequest, TruckProfile
 from trucktrack.domain.trips import (
     AT_PLACE,
     OPEN,
@@ -38,10 +39,18 @@ from trucktrack.domain.trips import (
     place_for,
     with_milestone,
 )
-from trucktrack.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from trucktrack.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RoutingNotConfigured,
+    Unprocessable,
+)
 from trucktrack.ports import CurrentLocations, ObjectStore, PointLog, TripStore
 from trucktrack.services.cursors import decode_time_cursor, encode_cursor
 from trucktrack.services.ingest import wall_clock_ms
+from trucktrack.services.routing import RoutingService
 from trucktrack.services.tracking import TrackingService
 
 log = logging.getLogger(__name__)
@@ -51,8 +60,6 @@ MILESTONE_WRITERS = frozenset({Role.ADMIN, Role.DISPATCHER, Role.DEVICE})
 MAX_ROUTE_VERTICES = 20_000
 Coordinates = list[tuple[float, float]]
 """A line as (lng, lat) pairs, GeoJSON order."""
-PlanRoute = Callable[[Trip, dict[str, object]], Awaitable[tuple[Coordinates, float | None]]]
-"""Computes a planned route for a trip (with the truck's profile): coordinates, seconds."""
 
 
 class TripDraft(msgspec.Struct, frozen=True):
@@ -123,7 +130,7 @@ class TripService:
         position_max_age_s: float,
         late_points_h: float,
         max_future_s: float,
-        plan_route: PlanRoute | None = None,
+        routing: RoutingService | None = None,
         on_milestone: Callable[[Trip, MilestoneRecord], None] | None = None,
     ) -> None:
         self._store = store
@@ -135,7 +142,7 @@ class TripService:
         self._max_age_ms = int(position_max_age_s * 1000)
         self._late_ms = int(late_points_h * 3_600_000)
         self._max_future_ms = int(max_future_s * 1000)
-        self.plan_route = plan_route
+        self._routing = routing
         self._on_milestone = on_milestone
         self.windows = TripWindows()
 
@@ -417,9 +424,10 @@ class TripService:
         if route is not None and compute:
             raise BadRequest("give a planned route or ask to compute one, not both")
         if route is None:
-            if self.plan_route is None:
-                raise Unprocessable("routing is not configured: give the planned route")
-            route, duration_s = await self.plan_route(trip, truck or {})
+            if self._routing is None:
+                raise RoutingNotConfigured("routing is not configured: give the planned route")
+            planned = await self._routing.calculate(_route_request(trip, truck))
+            route, duration_s = [tuple(c) for c in planned.coordinates], planned.duration_s
             source = "computed"
         else:
             source = "given"
@@ -463,6 +471,23 @@ class TripService:
             cursor = page.next_cursor
             if cursor is None:
                 return coords
+
+
+def _route_request(trip: Trip, truck: dict[str, object] | None) -> RouteRequest:
+    """From the pickup to the delivery place, for the trip's truck (Valhalla's default truck,
+    a loaded five-axle tractor-trailer, for what the caller leaves out)."""
+    unknown = sorted(set(truck or {}) - set(TruckProfile.__struct_fields__))
+    if unknown:
+        raise BadRequest(f"truck: unknown fields {', '.join(unknown)}")
+    try:
+        profile = msgspec.convert(truck or {}, TruckProfile)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"truck: {exc}") from None
+    return RouteRequest(
+        origin=LatLng(trip.pickup.lat, trip.pickup.lng),
+        destination=LatLng(trip.delivery.lat, trip.delivery.lng),
+        vehicle=profile,
+    )
 
 
 def check_line(coords: Coordinates) -> None:
