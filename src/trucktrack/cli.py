@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
 
     devices = bench_sub.add_parser("mqtt", help="points/s stored from MQTT devices")
     bench_mqtt.add_arguments(devices)
+    from trucktrack.benchmarks import compliance as bench_compliance
+
+    routes = bench_sub.add_parser(
+        "compliance", help="route compliance of many active trips, vs the naive per-point way"
+    )
+    bench_compliance.add_arguments(routes)
     return parser
 
 
@@ -115,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
-            from trucktrack.benchmarks import geofence, ingest, mqtt, realtime
+            from trucktrack.benchmarks import compliance, geofence, ingest, mqtt, realtime
 
-            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt}
+            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt,
+                       "compliance": compliance}  # fmt: skip
             return runners[args.bench_command].main(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)

@@ -88,6 +88,7 @@ def drive(vertices: np.ndarray, trip: int = 1, *, kmh: float = 60.0, every_s: fl
 
 
 STRAIGHT = route([(0, 100)])  # 100 km due north, a vertex every km
+ON_ROUTE_M = ComplianceRules().on_route_m
 
 
 # --- the fast path agrees with the naive reference -----------------------------------------
@@ -167,9 +168,10 @@ def test_distances_and_chainage_agree_with_the_naive_reference() -> None:
             there = distance_m(lat, lng, *place(vertices, c)[:2])
             slack = 1.0 + 5e-4 * ref.distance_m
             assert there <= ref.distance_m + 0.1 * abs(c - ref.chainage_m) + slack, (trip, i)
-            near += ref.distance_m <= 500
-            same_place += ref.distance_m <= 500 and abs(c - ref.chainage_m) <= 1.0
-            if ref.distance_m <= 500:  # searched in a window: near, but which part is near?
+            on_route = ref.distance_m <= ON_ROUTE_M
+            near += on_route
+            same_place += on_route and abs(c - ref.chainage_m) <= 1.0
+            if on_route:  # searched in a window: near, but which part of the route is near?
                 other = elsewhere_m(vertices, chain, lat, lng, ref.chainage_m)
                 if other < ref.distance_m + 200:
                     continue  # the route passes near itself here: either leg is a fair match
@@ -320,6 +322,40 @@ def test_an_out_and_back_route_on_the_same_road_follows_the_truck() -> None:
     result = checker.check(batch(drive(road, n=60, every_s=30)))
     assert result.events == []
     assert np.all(np.diff(result.chainage_m) > 0) and result.remaining_m[-1] < 600
+
+
+def test_a_trip_first_seen_mid_route_matches_where_the_truck_is() -> None:
+    """A serpentine: five 30 km legs 1 km apart. A first fix on the last leg (70 km along) is
+    1 km from the leg before; a match near the route wins over one near the start."""
+    snake = route([(90, 30), (0, 1), (270, 30), (0, 1), (90, 30)])
+    checker = ComplianceChecker()
+    checker.plan(1, snake)
+    result = checker.check(batch(drive(snake, n=10, c0=70_000)))
+    assert result.chainage_m.tolist() == pytest.approx(
+        [70_000 + 500 * i for i in range(10)], abs=20
+    )
+    assert result.events == []
+
+
+def test_a_truck_between_two_legs_of_a_u_turn_is_not_going_backwards() -> None:
+    """Legs 900 m apart, the other leg 2 x 15 km further along. 600 m off its own leg the
+    truck is 300 m from the other one (off both): it stays matched to its own leg. 60 m from
+    the other one it is on that one, for two fixes: the match jumps there and back, and a
+    jump is no progress lost."""
+    u = route([(0, 20), (90, 0.9), (180, 20)], step_m=250)
+    checker = ComplianceChecker()
+    checker.plan(1, u)
+    rows = drive(u, n=20, side=lambda i: 600.0 if 5 <= i < 15 else 0.0)
+    result = checker.check(batch(rows))
+    assert result.events == [] and result.chainage_m[10] == pytest.approx(5000, abs=30)
+
+    checker = ComplianceChecker()
+    checker.plan(1, u)
+    rows = drive(u, n=20, side=lambda i: 840.0 if i in (10, 11) else 0.0)
+    result = checker.check(batch(rows))
+    assert result.events == []
+    assert result.chainage_m[10] > 25_000 and result.chainage_m[12] == pytest.approx(6000, abs=30)
+    assert not checker.state.wrong[1]
 
 
 # --- retries, restarts ----------------------------------------------------------------------

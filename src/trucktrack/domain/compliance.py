@@ -12,15 +12,16 @@ Three things come out of it (issue #5):
   forward progress again.
 - **ETA**: the distance left along the route and a recent speed (`eta_ms`).
 
-How it is fast: routes live in one `RouteCatalog` (every route's segments concatenated in one
-array, each segment with its own local flat projection), per-trip state lives in numpy columns
-indexed by a trip slot (`ComplianceState`), and `ComplianceChecker.check` matches a whole batch
-at once: each fix against a window of `window_segments` segments around its trip's last match
-(a points x window matrix), the whole route only for fixes whose window match is poor (a first
-fix, a fix far off the route, a fix at the window's edge). A batch holding several fixes of one
-trip is processed in rounds, the k-th fix of every trip in round k. Which candidate a fix
-matches prefers the one near where the truck should be (`chainage_penalty`), so a U-shaped
-route, or one passing near itself, does not snap to the wrong leg. `nearest_on_route` is the
+How it is fast: routes live in one `RouteCatalog` (every route's segments concatenated, one
+array per field), per-trip state lives in numpy columns indexed by a trip slot
+(`ComplianceState`), and `ComplianceChecker.check` matches a whole batch at once: each fix
+against a window of `window_segments` segments around its trip's last match (a fixes x window
+matrix), the whole route only for fixes whose window match is poor (a first fix, a fix off
+the route, a fix at the window's edge). A batch holding several fixes of one trip is processed
+in rounds, the k-th fix of every trip in round k. A fix is matched to a leg of the route: one
+it is on (within `on_route_m`) first, then the one nearest where the truck should be
+(`chainage_penalty`), so a U-turn, a loop or an out-and-back route does not snap to the wrong
+leg; and a jump in chainage is a re-match, never progress lost. `nearest_on_route` is the
 naive reference (every segment for every fix) the tests and the benchmark compare against.
 
 Pure: no I/O. The caller keeps the checker (its `state` can be snapshot with `to_bytes`),
@@ -40,6 +41,7 @@ from enum import StrEnum
 
 import msgspec
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from trucktrack.domain.geo import EARTH_RADIUS_M, distances_m
 
@@ -56,9 +58,14 @@ class ComplianceRules(msgspec.Struct, frozen=True):
     """Consecutive fixes on the other side of a threshold before a deviation starts or ends."""
     confirm_s: float = 30.0
     """... spanning at least this long (so a 1 Hz device needs 30 s, not 2 fixes)."""
-    on_route_m: float = 500.0
-    """Within this, the window match is trusted and progress and heading are checked; beyond
-    it, the whole route is searched and progress is frozen (an off-route chainage means little)."""
+    on_route_m: float = 150.0
+    """A fix this close to a leg of the route is on it (GPS noise, a service road): its window
+    match is trusted, and progress and heading are checked. Further, the whole route is
+    searched and progress is frozen (an off-route chainage means little)."""
+    max_progress_kmh: float = 150.0
+    """Progress along the route faster than this between two fixes (plus `on_route_m`) is a
+    re-match, not driving (a GPS gap, another leg of the route): it counts afresh from there,
+    so it is never taken for going backwards."""
     backwards_m: float = 1000.0
     """Progress lost from the furthest point reached that counts as going the wrong way."""
     resume_m: float = 500.0
@@ -81,15 +88,15 @@ class ComplianceRules(msgspec.Struct, frozen=True):
     """Metres of distance a leg of the route may be further by, per metre of chainage it is
     away from where the truck should be, and still be the match: a route passing near itself
     (a U-turn, a loop, out and back on one road) keeps the truck on the leg it was on, and a
-    first fix goes to the earliest leg (a round trip starts at its start, not its end)."""
+    first fix at a round trip's depot goes to its start, not its end."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.back_on_route_m < self.deviation_m:
             raise ValueError("back_on_route_m must be under deviation_m")
         if not 0 < self.on_route_m <= self.back_on_route_m:
             raise ValueError("on_route_m must be positive and at most back_on_route_m")
-        if self.confirm_fixes < 1 or self.window_segments < 2:
-            raise ValueError("confirm_fixes must be at least 1 and window_segments at least 2")
+        if self.confirm_fixes < 1 or not 2 <= self.window_segments <= _SPARE:
+            raise ValueError(f"confirm_fixes must be >= 1 and window_segments in 2..{_SPARE}")
         if not 0 <= self.chainage_penalty < 1:
             raise ValueError("chainage_penalty must be in [0, 1)")
 
@@ -111,8 +118,8 @@ class ComplianceEvent(msgspec.Struct, frozen=True):
     lat: float
     lng: float
     since: int
-    """Start of the spell: the first fix off route, the furthest point reached before going
-    back, or the first fix of the run against the route's bearing."""
+    """Start of the spell: the first fix over `deviation_m`, the furthest point reached
+    before going back, or the first fix of the run against the route's bearing."""
     details: dict[str, float | bool] = {}
 
 
@@ -177,10 +184,13 @@ class ComplianceResult:
 
 # --- the routes ---------------------------------------------------------------------------
 
-# One row of floats per segment, so a window is one gather of whole rows: the start vertex
-# and the step to the end in degrees, chainage at the start, length, bearing.
-_A_LAT, _A_LNG, _D_LAT, _D_LNG, _CHAIN, _LEN, _BEARING = range(7)
-_WIDTH = 7
+# A segment's fields: its start (metres north of the equator, degrees of longitude), the step
+# to its end (metres north, degrees east), chainage at its start, length, bearing. The catalog
+# keeps one contiguous array per field, so a window of consecutive segments is a slice.
+_Y, _LNG, _DY, _DLNG, _CHAIN, _LEN, _BEARING = range(7)
+_FIELDS = 7
+_SPARE = 64
+"""Zeroed segments kept past the last one, so a window may run off the end of the array."""
 _MIN_SEGMENT_M = 0.01
 
 
@@ -193,7 +203,7 @@ def route_fingerprint(vertices: Sequence[Sequence[float]] | np.ndarray) -> int:
 
 
 def route_segments(vertices: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """A route's segments as rows of the catalog; `vertices` are (lng, lat) pairs.
+    """A route's segments, one row each (the catalog's fields); `vertices` are (lng, lat).
 
     Segments stay in degrees: each fix is compared with them in a flat (equirectangular)
     projection centred on the fix's own latitude, so a 1000 km route spanning 10 degrees of
@@ -214,11 +224,11 @@ def route_segments(vertices: Sequence[Sequence[float]] | np.ndarray) -> np.ndarr
     if len(v) == 1:
         v = np.vstack((v, v))
     lng0, lat0, lng1, lat1 = v[:-1, 0], v[:-1, 1], v[1:, 0], v[1:, 1]
-    rows = np.empty((len(v) - 1, _WIDTH))
-    rows[:, _A_LAT], rows[:, _A_LNG] = lat0, lng0
-    rows[:, _D_LAT], rows[:, _D_LNG] = lat1 - lat0, lng1 - lng0
-    east = rows[:, _D_LNG] * M_PER_DEG_LAT * np.cos(np.radians((lat0 + lat1) / 2))
-    north = rows[:, _D_LAT] * M_PER_DEG_LAT
+    rows = np.empty((len(v) - 1, _FIELDS))
+    rows[:, _Y], rows[:, _LNG] = lat0 * M_PER_DEG_LAT, lng0
+    rows[:, _DY], rows[:, _DLNG] = (lat1 - lat0) * M_PER_DEG_LAT, lng1 - lng0
+    east = rows[:, _DLNG] * M_PER_DEG_LAT * np.cos(np.radians((lat0 + lat1) / 2))
+    north = rows[:, _DY]
     rows[:, _LEN] = np.hypot(east, north)
     rows[:, _CHAIN] = np.r_[0.0, np.cumsum(rows[:-1, _LEN])]
     rows[:, _BEARING] = np.where(
@@ -233,13 +243,14 @@ class RouteCatalog:
     Routes come and go as trips start and end: `put` appends a route's segments at the end
     (the array grows by doubling), `remove` only marks them dead, and the live segments are
     compacted once dead ones are over half of the array, so both cost O(route) amortised.
-    56 bytes per segment: 10,000 routes of 500 vertices take ~280 MB.
+    56 bytes per segment: 10,000 routes of 500 vertices take ~280 MB (more while growing).
     """
 
     def __init__(self) -> None:
-        self.segments = np.empty((0, _WIDTH))
+        self.segments = np.zeros((_FIELDS, _SPARE))
+        """(field, segment): one contiguous row per field."""
         self.used = 0
-        """Rows of `segments` in use, live or dead."""
+        """Segments in use, live or dead."""
         self.dead = 0
         self.start = np.full(0, -1, dtype=np.int64)
         """Per trip slot: first row of its route, -1 for none."""
@@ -265,11 +276,11 @@ class RouteCatalog:
         self.remove(trip)
         self._ensure_slots(trip + 1)
         need = self.used + len(rows)
-        if need > len(self.segments):
-            grown = np.empty((max(need, 2 * len(self.segments), 1024), _WIDTH))
-            grown[: self.used] = self.segments[: self.used]
+        if need + _SPARE > self.segments.shape[1]:
+            grown = np.zeros((_FIELDS, max(need, 2 * self.segments.shape[1], 1024) + _SPARE))
+            grown[:, : self.used] = self.segments[:, : self.used]
             self.segments = grown
-        self.segments[self.used : need] = rows
+        self.segments[:, self.used : need] = rows.T
         self.start[trip], self.count[trip] = self.used, len(rows)
         self.length[trip] = rows[-1, _CHAIN] + rows[-1, _LEN]
         self.fingerprint[trip] = fingerprint
@@ -293,7 +304,9 @@ class RouteCatalog:
         counts = self.count[live]
         new_start = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         rows = np.repeat(self.start[live] - new_start, counts) + np.arange(counts.sum())
-        self.segments = self.segments[rows] if len(rows) else np.empty((0, _WIDTH))
+        self.segments = np.concatenate(
+            (self.segments[:, rows], np.zeros((_FIELDS, _SPARE))), axis=1
+        )
         self.start[live] = new_start
         self.used, self.dead = len(rows), 0
 
@@ -421,6 +434,8 @@ def eta_ms(
 
 # --- the checker --------------------------------------------------------------------------
 
+_OFF_ROUTE = 1e8
+"""Added to the score of a leg beyond `on_route_m`: more than any chainage penalty."""
 _FLAT_LIMIT = 1 << 20
 """Candidate (fix, segment) pairs per chunk of a whole-route search: bounds its memory."""
 
@@ -447,6 +462,8 @@ class ComplianceChecker:
         self.rules = rules or ComplianceRules()
         self.state = state or ComplianceState()
         self.routes = routes or RouteCatalog()
+        self.whole_route_searches = 0
+        """Fixes matched against their whole route so far (first fixes, far off, jumps)."""
 
     def plan(self, trip: int, vertices: Sequence[Sequence[float]] | np.ndarray) -> None:
         """Give a trip its planned route ((lng, lat) vertices), at its start, when it is
@@ -571,15 +588,16 @@ class ComplianceChecker:
         # Progress and heading, only on the route: off it, a chainage means little.
         on = ~deviating & (m.matched <= rules.on_route_m)
         was_on = st.on_route[t]
-        rejoin = on & ~was_on  # first fix, back from off route: progress counts from here
-        along = on & was_on
+        reach = rules.max_progress_kmh / 3.6 * np.nan_to_num(dt) + rules.on_route_m
+        along = on & was_on & (np.abs(c - prev_chainage) <= reach)
+        rejoin = on & ~along  # first fix, back from off route, a jump: progress counts afresh
         peak, peak_ts = st.peak[t], st.peak_ts[t]
         higher = rejoin | (along & (c > peak))
         peak = np.where(higher, c, peak)
         peak_ts = np.where(higher, ts, peak_ts)
         lost = np.where(on, peak - c, 0.0)
 
-        bearing = self.routes.segments[routes.start[t] + m.segment, _BEARING]
+        bearing = routes.segments[_BEARING, routes.start[t] + m.segment]
         moving = (speed >= rules.heading_min_speed_kmh) & np.isfinite(heading)
         moving &= on & np.isfinite(bearing)
         off_bearing = np.abs((heading - bearing + 180) % 360 - 180)
@@ -709,10 +727,11 @@ class ComplianceChecker:
         start, count = routes.start[t], routes.count[t]
         lo = np.clip(last_segment - 1, 0, np.maximum(count - width, 0))
         cols = lo[:, None] + np.arange(width)
-        inside = cols < count[:, None]
-        rows = start[:, None] + np.minimum(cols, count[:, None] - 1)
-        d, c, along = _candidates(routes.segments[rows], lat[:, None], lng[:, None])
-        d[~inside] = np.inf
+        # Consecutive segments from start + lo: one slice per field and fix (a window of a
+        # route shorter than the window runs into the next route or the spare: masked).
+        windows = sliding_window_view(routes.segments[:_BEARING], width, axis=1)[:, start + lo]
+        d, c, along = _candidates(windows, lat[:, None], lng[:, None])
+        d[cols >= count[:, None]] = np.inf
         edge = np.full((len(t), 1), np.inf)
         legs = (d <= np.hstack((edge, d[:, :-1]))) & (d <= np.hstack((d[:, 1:], edge)))
         score = self._score(legs, d, c, expected[:, None])
@@ -726,6 +745,7 @@ class ComplianceChecker:
         m = _Match(segment, nearest, d[pick], c[pick])
         poor = np.flatnonzero((last_segment < 0) | at_edge | (nearest > self.rules.on_route_m))
         if len(poor):
+            self.whole_route_searches += len(poor)
             whole = self._search_route(t[poor], lat[poor], lng[poor], expected[poor])
             m.segment[poor], m.distance[poor] = whole.segment, whole.distance
             m.matched[poor], m.chainage[poor] = whole.matched, whole.chainage
@@ -735,11 +755,13 @@ class ComplianceChecker:
         self, legs: np.ndarray, d: np.ndarray, c: np.ndarray, expected: np.ndarray
     ) -> np.ndarray:
         """Which candidate a fix matches: the nearest point of each leg (a local minimum of
-        the distance along the route), the legs compared by distance plus `chainage_penalty`
-        per metre away from where the truck should be. Only legs get the penalty, so along
-        one leg the nearest point wins unbiased."""
+        the distance along the route); a leg within `on_route_m` before any further one (the
+        truck is on the route there, wherever it was expected); then distance plus
+        `chainage_penalty` per metre away from where the truck should be. Legs are compared,
+        not points, so along one leg the nearest point wins unbiased."""
         penalty = self.rules.chainage_penalty * np.abs(c - expected)
-        return np.where(legs, d + penalty, np.inf)
+        off = np.where(d > self.rules.on_route_m, _OFF_ROUTE, 0.0)
+        return np.where(legs, d + penalty + off, np.inf)
 
     def _search_route(
         self, t: np.ndarray, lat: np.ndarray, lng: np.ndarray, expected: np.ndarray
@@ -758,7 +780,10 @@ class ComplianceChecker:
             first = np.r_[0, np.cumsum(n)[:-1]]
             local = np.arange(int(n.sum())) - np.repeat(first, n)
             rows = routes.start[t[a:b]][group] + local
-            d, c, _ = _candidates(routes.segments[rows], lat[a:b][group], lng[a:b][group])
+            d, c, _ = _candidates(
+                routes.segments[:, rows], lat[a:b][group], lng[a:b][group],
+                _metres_per_deg_lng(lat[a:b])[group],
+            )  # fmt: skip
             before, after = np.r_[np.inf, d[:-1]], np.r_[d[1:], np.inf]
             before[first], after[np.r_[first[1:], len(d)] - 1] = np.inf, np.inf
             score = self._score((d <= before) & (d <= after), d, c, expected[a:b][group])
@@ -771,21 +796,27 @@ class ComplianceChecker:
         return out
 
 
+def _metres_per_deg_lng(lat: np.ndarray) -> np.ndarray:
+    result: np.ndarray = M_PER_DEG_LAT * np.cos(np.radians(lat))
+    return result
+
+
 def _candidates(
-    seg: np.ndarray, lat: np.ndarray, lng: np.ndarray
+    seg: np.ndarray, lat: np.ndarray, lng: np.ndarray, kx: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distance from each fix to each segment row, the chainage of the nearest point on the
-    segment, and how far along the segment it is (0..1); flat around the fix's latitude, so
+    """Distance from each fix to each segment (`seg[field]` broadcasts with `lat`), the
+    chainage of the nearest point on the segment, and how far along the segment it is (0..1);
+    flat around the fix's own latitude (`kx`: its metres per degree of longitude), so
     distances to adjacent segments compare exactly (no seam at a shared vertex)."""
-    kx = M_PER_DEG_LAT * np.cos(np.radians(lat))
-    dx = (lng - seg[..., _A_LNG]) * kx
-    dy = (lat - seg[..., _A_LAT]) * M_PER_DEG_LAT
-    ux, uy = seg[..., _D_LNG] * kx, seg[..., _D_LAT] * M_PER_DEG_LAT
+    kx = _metres_per_deg_lng(lat) if kx is None else kx
+    dx = (lng - seg[_LNG]) * kx
+    dy = lat * M_PER_DEG_LAT - seg[_Y]
+    ux, uy = seg[_DLNG] * kx, seg[_DY]
     square = ux * ux + uy * uy
     along = np.divide(dx * ux + dy * uy, square, out=np.zeros_like(dx), where=square > 0)
     np.clip(along, 0.0, 1.0, out=along)
     ex, ey = dx - along * ux, dy - along * uy
-    return np.sqrt(ex * ex + ey * ey), seg[..., _CHAIN] + along * seg[..., _LEN], along
+    return np.sqrt(ex * ex + ey * ey), seg[_CHAIN] + along * seg[_LEN], along
 
 
 def _etas(
