@@ -324,6 +324,17 @@ def test_an_out_and_back_route_on_the_same_road_follows_the_truck() -> None:
     assert np.all(np.diff(result.chainage_m) > 0) and result.remaining_m[-1] < 600
 
 
+def test_on_a_dense_route_the_window_follows_the_truck() -> None:
+    """A vertex every 20 m: 750 m between fixes is 37 segments, past a 16-segment window
+    around the last match; the window is where the truck should be by now instead."""
+    dense = route([(30, 15), (60, 15)], step_m=20)
+    checker = ComplianceChecker()
+    checker.plan(1, dense)
+    result = checker.check(batch(drive(dense, n=38, kmh=90)))
+    assert result.chainage_m.tolist() == pytest.approx([750.0 * i for i in range(38)], abs=1)
+    assert result.events == [] and checker.whole_route_searches == 1  # the first fix only
+
+
 def test_a_trip_first_seen_mid_route_matches_where_the_truck_is() -> None:
     """A serpentine: five 30 km legs 1 km apart. A first fix on the last leg (70 km along) is
     1 km from the leg before; a match near the route wins over one near the start."""

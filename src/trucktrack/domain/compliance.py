@@ -83,7 +83,8 @@ class ComplianceRules(msgspec.Struct, frozen=True):
     eta_fallback_speed_kmh: float | None = None
     """Speed for the ETA when there is no recent speed (e.g. a planned average); None: no ETA."""
     window_segments: int = 16
-    """Segments searched around the last match: 1 behind it, the rest ahead."""
+    """Segments searched for a fix: a quarter behind where the truck should be by now (its
+    last match moved on at its recent speed), the rest ahead."""
     chainage_penalty: float = 0.1
     """Metres of distance a leg of the route may be further by, per metre of chainage it is
     away from where the truck should be, and still be the match: a route passing near itself
@@ -725,7 +726,11 @@ class ComplianceChecker:
         routes = self.routes
         width = self.rules.window_segments
         start, count = routes.start[t], routes.count[t]
-        lo = np.clip(last_segment - 1, 0, np.maximum(count - width, 0))
+        # Centred on where the truck should be, not where it was: on a dense route (a vertex
+        # every 20 m) a window of 16 segments would soon be left behind.
+        last = np.maximum(last_segment, 0)  # a first fix searches its whole route anyway
+        anchor = last + self._segment_at(start + last, count - last, expected)
+        lo = np.clip(anchor - width // 4, 0, np.maximum(count - width, 0))
         cols = lo[:, None] + np.arange(width)
         # Consecutive segments from start + lo: one slice per field and fix (a window of a
         # route shorter than the window runs into the next route or the spare: masked).
@@ -750,6 +755,20 @@ class ComplianceChecker:
             m.segment[poor], m.distance[poor] = whole.segment, whole.distance
             m.matched[poor], m.chainage[poor] = whole.matched, whole.chainage
         return m
+
+    def _segment_at(self, start: np.ndarray, count: np.ndarray, chainage: np.ndarray) -> np.ndarray:
+        """The segment holding each chainage among the `count` (at most `_SPARE`) from
+        `start`: a binary search for every fix at once, near the window it is for."""
+        chain = self.routes.segments[_CHAIN]
+        lo, hi = start.copy(), start + np.minimum(count, _SPARE)  # the answer is in [lo, hi)
+        while True:
+            open_ = hi - lo > 1
+            if not open_.any():
+                return lo - start
+            mid = (lo + hi) // 2
+            right = open_ & (chain[mid] <= chainage)
+            lo = np.where(right, mid, lo)
+            hi = np.where(open_ & ~right, mid, hi)
 
     def _score(
         self, legs: np.ndarray, d: np.ndarray, c: np.ndarray, expected: np.ndarray
