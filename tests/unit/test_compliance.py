@@ -180,6 +180,19 @@ def test_distances_and_chainage_agree_with_the_naive_reference() -> None:
     assert checked > 2000 and compared > 0.95 * checked and same_place > 0.98 * near
 
 
+def test_distances_at_5_km_are_true_to_half_a_metre_across_india() -> None:
+    checker = ComplianceChecker()
+    rows, truth = [], []
+    for trip, lat in enumerate((8.5, 20.0, 32.0)):
+        checker.plan(trip, [(77.0, lat)] * 2)  # a point route: the distance is to that point
+        for k, bearing in enumerate(range(0, 360, 15)):
+            fix = destination(lat, 77.0, bearing, 5000)
+            rows.append((trip, T0 + k, *fix, 50.0, math.nan))
+            truth.append(distance_m(lat, 77.0, *fix))
+    result = checker.check(batch(rows))
+    assert result.distance_m.tolist() == pytest.approx(truth, abs=0.5)
+
+
 def test_one_batch_or_many_give_the_same_results_and_events() -> None:
     rng = random.Random(8)
     routes = {trip: random_route(rng) for trip in range(10)}
