@@ -193,6 +193,31 @@ def test_distances_at_5_km_are_true_to_half_a_metre_across_india() -> None:
     assert result.distance_m.tolist() == pytest.approx(truth, abs=0.5)
 
 
+def test_trucks_keeping_to_their_routes_raise_nothing() -> None:
+    """No false alarms: random routes driven forward with GPS noise, stops, speed changes,
+    headings of moving and parked trucks, and gaps when a device was silent for a while."""
+    rng = random.Random(13)
+    checker = ComplianceChecker()
+    rows: list[Row] = []
+    for trip in range(30):
+        vertices = random_route(rng)
+        checker.plan(trip, vertices)
+        length = vertex_chainage(vertices)[-1]
+        c, ts = 0.0, T0
+        for _ in range(100):
+            dt = rng.choice((5, 10, 30, 60, 600 if rng.random() < 0.03 else 30))
+            kmh = 0.0 if rng.random() < 0.1 else rng.uniform(20, 90)
+            c, ts = min(c + kmh / 3.6 * dt, length), ts + dt * S
+            lat, lng, bearing = place(vertices, c, rng.gauss(0, 10))
+            heading = rng.uniform(0, 360) if kmh == 0 else (bearing + rng.gauss(0, 15)) % 360
+            rows.append((trip, ts, lat, lng, kmh, heading))
+    rows.sort(key=lambda r: r[1])
+    events = [
+        e for a in range(0, len(rows), 250) for e in checker.check(batch(rows[a : a + 250])).events
+    ]
+    assert events == []
+
+
 def test_one_batch_or_many_give_the_same_results_and_events() -> None:
     rng = random.Random(8)
     routes = {trip: random_route(rng) for trip in range(10)}

@@ -210,11 +210,12 @@ def route_segments(vertices: Sequence[Sequence[float]] | np.ndarray) -> np.ndarr
     projection centred on the fix's own latitude, so a 1000 km route spanning 10 degrees of
     latitude is as accurate at its ends as in its middle (0.01%, 0.5 m, at 5 km from the route
     in India, against the haversine; one projection per route would be off by several percent
-    at its ends).
-    Lengths, chainage and bearings use each segment's mid-latitude. Repeated vertices are
-    dropped; a route whose vertices are all the same point is kept as one zero-length segment
-    (distance to that point, no bearing). Raises ValueError for fewer than two vertices or
-    coordinates that are not finite WGS84.
+    at its ends). Lengths, chainage and bearings use each segment's mid-latitude. Routes are
+    assumed not to cross the antimeridian (India's do not).
+
+    Repeated vertices are dropped; a route whose vertices are all the same point is kept as
+    one zero-length segment (distance to that point, no bearing). Raises ValueError for fewer
+    than two vertices or coordinates that are not finite WGS84.
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 2 or len(v) < 2:
@@ -470,7 +471,8 @@ class ComplianceChecker:
     def plan(self, trip: int, vertices: Sequence[Sequence[float]] | np.ndarray) -> None:
         """Give a trip its planned route ((lng, lat) vertices), at its start, when it is
         re-planned, and after a restart: the same route keeps the trip's progress; another
-        route restarts the matching but keeps open alert spells (they end by the rules)."""
+        route restarts the matching but keeps open alert spells (they end by the rules). A
+        slot reused by a new trip must be `finish`ed first."""
         fingerprint = self.routes.put(trip, vertices)
         self.state.ensure(trip + 1)
         if self.state.route[trip] != fingerprint:
