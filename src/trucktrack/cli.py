@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     tiles.add_argument("--threads", type=int, default=2, help="build threads (default 2)")
     tiles.add_argument("--quiet", action="store_true", help="hide Valhalla's progress log")
     _data_dir_flag(tiles)
+    from trucktrack.benchmarks import compliance as bench_compliance
+
+    checks = bench_sub.add_parser(
+        "compliance", help="route compliance of many active trips, vs the naive per-point way"
+    )
+    bench_compliance.add_arguments(checks)
     return parser
 
 
@@ -132,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             return _maintenance(args)
         if args.command == "bench":
-            from trucktrack.benchmarks import geofence, ingest, mqtt, realtime, routing
+            from trucktrack.benchmarks import compliance, geofence, ingest, mqtt, realtime, routing
 
-            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt}
-            runners["routing"] = routing
+            runners = {"geofence": geofence, "ingest": ingest, "realtime": realtime, "mqtt": mqtt,
+                       "routing": routing, "compliance": compliance}  # fmt: skip
             return runners[args.bench_command].main(args)
         if args.command == "routing":
             return _build_tiles(args)

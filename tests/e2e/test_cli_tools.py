@@ -90,3 +90,20 @@ def test_bench_mqtt_stores_everything_published() -> None:
     row = out.stdout.strip().splitlines()[-1]
     published, stored = (int(cell.strip().replace(",", "")) for cell in row.split("|")[1:3])
     assert published > 0 and stored == published, row
+
+
+def test_bench_compliance_compares_the_checker_and_the_naive_way(tmp_path: Path) -> None:
+    md = tmp_path / "bench.md"
+    out = subprocess.run(
+        [*CLI, "bench", "compliance", "--trips", "200", "--vertices", "50", "--fixes", "10",
+         "--per-batch", "5", "--passes", "1", "--naive-seconds", "0.3", "--churn", "20",
+         "--markdown", str(md)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = md.read_text()
+    assert report.strip() == out.stdout.strip()
+    assert "| ComplianceChecker.check, all 2 batches" in report
+    assert "| naive: every segment of the route per fix" in report and "checker vs naive:" in report
+    agree = float(report.split("agree within ")[1].split(" m")[0])
+    assert agree < 1.0, report
