@@ -94,6 +94,8 @@ def count_processed(metrics: Metrics, report: StreamReport) -> None:
     """Metrics from what the processors found in one group commit."""
     for alert in report.alerts:
         metrics.alerts.labels(alert.type.value).inc()
+        if alert.type is AlertType.ROUTE_DEVIATION:
+            metrics.route_deviations.inc()
         if alert.type in FENCE_VIOLATIONS or (
             alert.type is AlertType.SPEEDING and alert.geofence_id is not None
         ):
@@ -141,6 +143,8 @@ def local(settings: Settings) -> Services:
             settings.processor_rules(),
             notify=bool(settings.webhook_url),
             snapshot_s=settings.processor_snapshot_s,
+            compliance=settings.compliance_rules(),
+            objects_dir=str(settings.objects_dir),
         )
         if settings.processors
         else None,
@@ -169,8 +173,15 @@ def local(settings: Settings) -> Services:
     cold = ParquetColdStore(settings.cold_dir)
     tracking = TrackingService(current, log, cold, location_ttl_h=settings.location_ttl_h)
     routes = routing(settings)
+    trip_store = SqliteTripStore(writer, reads)
+    metrics.watch(
+        "route_deviation_share",
+        "Of the active trips under way on a planned route, the share off route now (the "
+        "spec's route_deviation_rate alarm is at 0.1)",
+        trip_store.deviating_share,
+    )
     trips = TripService(
-        SqliteTripStore(writer, reads),
+        trip_store,
         LocalObjectStore(settings.objects_dir),
         current,
         log,

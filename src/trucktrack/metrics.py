@@ -67,6 +67,11 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.route_deviations = Counter(
+            "route_deviation_incidents",
+            "Trips that went off their planned route (route_deviation alerts)",
+            registry=r,
+        )
         self.processing_lag = Histogram(
             "gps_processing_lag_seconds",
             "From a batch reaching the server to the processors having run over it",

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from trucktrack.domain.alerts import Alert, Subscription
+from trucktrack.domain.compliance import TripProgress
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 from trucktrack.domain.routing import Route, RouteRequest
@@ -278,6 +279,14 @@ class TripStore(Protocol):
         ...
 
     def open_or_ended_since(self, ts_ms: int) -> list[Trip]: ...
+
+    def progress(self, fleet_id: str, trip_id: str) -> TripProgress | None:
+        """Where the trip stands on its planned route, as the processors last published it."""
+        ...
+
+    def deviating_share(self) -> float:
+        """Of the active trips under way on a planned route, the share off route now."""
+        ...
 
 
 class Router(Protocol):

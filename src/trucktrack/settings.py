@@ -13,6 +13,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from trucktrack.domain.compliance import ComplianceRules
 from trucktrack.domain.filters import FilterRules
 from trucktrack.domain.processing import ProcessorRules, local_zone
 from trucktrack.domain.speeding import SpeedRules
@@ -89,6 +90,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Points without a trip_id are attributed to the trip their vehicle was on at their time;
     a finished trip keeps taking its late (buffered) points for this long after it ended."""
 
+    route_deviation_km: Annotated[float, Meta(gt=0)] = 5.0
+    """A truck on an active trip further than this from its planned route is off route (one
+    route_deviation alert when it starts)."""
+    route_back_km: Annotated[float, Meta(ge=0)] = 4.0
+    """... and back on route (one back_on_route alert) once within this again: the gap is
+    the hysteresis that keeps GPS noise at the boundary from flapping."""
+    route_confirm_s: Annotated[float, Meta(ge=0)] = 30.0
+    """Off (or back on) route for this long, over at least two fixes, before it counts."""
+    wrong_direction_m: Annotated[float, Meta(gt=0)] = 1000.0
+    """Progress along the planned route lost (going backwards) that raises wrong_direction."""
+    wrong_heading_s: Annotated[float, Meta(gt=0)] = 120.0
+    """Driving against the route's bearing (over 120 degrees off, over 10 km/h) this long also
+    raises wrong_direction."""
     trip_monitor_interval_s: Annotated[float, Meta(gt=0)] = 60.0
     """How often the trip monitor sweeps the active trips (trucks gone silent while stopped)."""
 
@@ -145,6 +159,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             timezone=self.timezone,
         )
 
+    def compliance_rules(self) -> ComplianceRules:
+        return ComplianceRules(
+            deviation_m=self.route_deviation_km * 1000,
+            back_on_route_m=self.route_back_km * 1000,
+            confirm_s=self.route_confirm_s,
+            backwards_m=self.wrong_direction_m,
+            wrong_heading_s=self.wrong_heading_s,
+        )
+
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "trucktrack.db"
@@ -190,6 +213,7 @@ def load_settings(overrides: dict[str, object] | None = None) -> Settings:
         # str_values lets "30" from the environment become 30.0; constraints still apply.
         settings = msgspec.convert(raw, Settings, strict=False)
         local_zone(settings.timezone)
+        settings.compliance_rules()  # route_back_km must be under route_deviation_km
     except (msgspec.ValidationError, ValueError) as exc:
         raise SystemExit(f"trucktrack: bad setting: {exc}") from exc
     return settings

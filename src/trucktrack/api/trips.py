@@ -12,6 +12,7 @@ from litestar.params import Parameter
 
 from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
+from trucktrack.domain.compliance import TripProgress
 from trucktrack.domain.model import Principal
 from trucktrack.domain.timefmt import BadTimestamp, format_ms, parse_timestamp
 from trucktrack.domain.trips import (
@@ -115,6 +116,25 @@ class MilestoneOut(msgspec.Struct):
     override: bool
 
 
+class ProgressOut(msgspec.Struct):
+    """Where an active trip stands on its planned route, as of `as_of` (the processors publish
+    it with every snapshot: every 10 s by default)."""
+
+    as_of: str | None
+    route_km: float
+    along_route_km: float | None
+    remaining_km: float | None
+    off_route_m: float | None
+    speed_kmh: float | None
+    """Recent speed along the route (a mean over about 15 minutes)."""
+    eta: str | None
+    """Arrival at the route's end at the recent speed; null while stopped or before moving."""
+    delay_min: float | None
+    """ETA minus the planned arrival (negative: early); null without both."""
+    deviating: bool
+    wrong_direction: bool
+
+
 class TripOut(msgspec.Struct):
     trip_id: str
     booking_id: str | None
@@ -136,6 +156,7 @@ class TripOut(msgspec.Struct):
     auto_milestones: bool
     created_at: str
     updated_at: str
+    progress: ProgressOut | None = None
 
 
 class TripListOut(msgspec.Struct):
@@ -201,7 +222,31 @@ def milestone_out(r: MilestoneRecord) -> MilestoneOut:
     )  # fmt: skip
 
 
-def trip_out(trip: Trip, distance_m: float | None) -> TripOut:
+def _km(metres: float | None) -> float | None:
+    return None if metres is None else round(metres / 1000, 3)
+
+
+def progress_out(trip: Trip, p: TripProgress | None) -> ProgressOut | None:
+    if p is None:
+        return None
+    delay = None
+    if p.eta_ts is not None and trip.planned_arrival is not None:
+        delay = round((p.eta_ts - trip.planned_arrival) / 60_000, 1)
+    return ProgressOut(
+        as_of=_ms(p.last_ts),
+        route_km=round(p.route_length_m / 1000, 3),
+        along_route_km=_km(p.chainage_m),
+        remaining_km=_km(p.remaining_m),
+        off_route_m=None if p.distance_m is None else round(p.distance_m, 1),
+        speed_kmh=None if p.speed_kmh is None else round(p.speed_kmh, 1),
+        eta=_ms(p.eta_ts),
+        delay_min=delay,
+        deviating=p.deviating,
+        wrong_direction=p.wrong_direction,
+    )
+
+
+def trip_out(trip: Trip, distance_m: float | None, progress: TripProgress | None = None) -> TripOut:
     return TripOut(
         trip_id=trip.trip_id,
         booking_id=trip.booking_id,
@@ -222,11 +267,16 @@ def trip_out(trip: Trip, distance_m: float | None) -> TripOut:
         auto_milestones=trip.auto_milestones,
         created_at=format_ms(trip.created_at),
         updated_at=format_ms(trip.updated_at),
+        progress=progress_out(trip, progress),
     )
 
 
 def _out(services: Services, principal: Principal, trip: Trip) -> TripOut:
-    return trip_out(trip, services.movement.trip_distance_m(principal, trip.trip_id))
+    return trip_out(
+        trip,
+        services.movement.trip_distance_m(principal, trip.trip_id),
+        services.trips.progress(trip),
+    )
 
 
 TripId = Annotated[str, Parameter(max_length=128, pattern=r"^(?!\.{1,2}$)[A-Za-z0-9_.:-]+$")]

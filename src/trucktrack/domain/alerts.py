@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import msgspec
 
+from trucktrack.domain.compliance import ComplianceEvent, ComplianceEventKind
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.processing import EventKind, TrackEvent
 
@@ -19,6 +20,7 @@ class AlertType(StrEnum):
     DWELL_EXCEEDED = "dwell_exceeded"
     UNEXPECTED_STOP = "unexpected_stop"
     ROUTE_DEVIATION = "route_deviation"
+    BACK_ON_ROUTE = "back_on_route"
     WRONG_DIRECTION = "wrong_direction"
     PANIC = "panic"
 
@@ -125,4 +127,39 @@ def alerts_from_event(
             created_at=created_at,
         )
         for type_, severity, key, details in found
+    ]
+
+
+_COMPLIANCE_ALERTS = {
+    ComplianceEventKind.DEVIATION_STARTED: (AlertType.ROUTE_DEVIATION, Severity.WARNING),
+    ComplianceEventKind.DEVIATION_ENDED: (AlertType.BACK_ON_ROUTE, Severity.INFO),
+    ComplianceEventKind.WRONG_DIRECTION_STARTED: (AlertType.WRONG_DIRECTION, Severity.WARNING),
+}
+
+
+def alerts_from_compliance(
+    event: ComplianceEvent, *, fleet_id: str, vehicle_id: str, trip_id: str, created_at: int
+) -> list[Alert]:
+    """A deviation raises one alert when it starts and one when the truck is back on route;
+    going the wrong way one when it starts (its end is only in the trip's progress)."""
+    found = _COMPLIANCE_ALERTS.get(event.kind)
+    if found is None:
+        return []
+    type_, severity = found
+    key = f"{type_.value}:{trip_id}:{event.since}"
+    return [
+        Alert(
+            alert_id=alert_id_for(fleet_id, key),
+            fleet_id=fleet_id,
+            type=type_,
+            severity=severity,
+            vehicle_id=vehicle_id,
+            ts=event.ts,
+            lat=event.lat,
+            lng=event.lng,
+            trip_id=trip_id,
+            details={"since": event.since, **event.details},
+            dedupe_key=key,
+            created_at=created_at,
+        )
     ]

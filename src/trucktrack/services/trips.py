@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 
 from trucktrack.domain.alerts import Alert, AlertType
+from trucktrack.domain.compliance import TripProgress
 from trucktrack.domain.geo import distance_m, distances_m
 from trucktrack.domain.model import GpsPoint, Principal, Role
 from trucktrack.domain.routing import LatLng, RouteRequest, TruckProfile
@@ -203,6 +204,12 @@ class TripService:
             principal.fleet_id, booking_id, after=after, limit=limit + 1
         )
         return _page(principal, found, limit, lambda t: t.created_at)
+
+    def progress(self, trip: Trip) -> TripProgress | None:
+        """Where an active trip stands on its planned route (None before its first fix)."""
+        if trip.status is not TripStatus.ACTIVE or trip.planned_route is None:
+            return None
+        return self._store.progress(trip.fleet_id, trip.trip_id)
 
     def route(self, principal: Principal, trip_id: str, which: str) -> dict[str, object]:
         """The planned or actual route as a GeoJSON Feature."""

@@ -200,6 +200,7 @@ CREATE TABLE IF NOT EXISTS trips (
     created_at INTEGER NOT NULL,
     version INTEGER NOT NULL,
     body BLOB NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (fleet_id, trip_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trips_by_vehicle
@@ -207,16 +208,29 @@ CREATE INDEX IF NOT EXISTS trips_by_vehicle
 CREATE INDEX IF NOT EXISTS trips_by_booking ON trips (fleet_id, booking_id, created_at, trip_id)
     WHERE booking_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS trips_open ON trips (status, ended_at);
+CREATE INDEX IF NOT EXISTS trips_by_generation ON trips (generation);
 
--- Bumped by every trip change, so the processors know to reload the active trips' routes.
+-- Every trip change is a new generation; a trip remembers the one it was last written in, so
+-- the processors reload only the trips that changed (routes to check against, trips ended).
 CREATE TABLE IF NOT EXISTS trip_generation (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER);
 INSERT OR IGNORE INTO trip_generation VALUES (1, 0);
 CREATE TRIGGER IF NOT EXISTS trips_inserted AFTER INSERT ON trips BEGIN
     UPDATE trip_generation SET gen = gen + 1;
+    UPDATE trips SET generation = (SELECT gen FROM trip_generation)
+        WHERE fleet_id = NEW.fleet_id AND trip_id = NEW.trip_id;
 END;
-CREATE TRIGGER IF NOT EXISTS trips_updated AFTER UPDATE ON trips BEGIN
+CREATE TRIGGER IF NOT EXISTS trips_updated AFTER UPDATE OF body ON trips BEGIN
     UPDATE trip_generation SET gen = gen + 1;
+    UPDATE trips SET generation = (SELECT gen FROM trip_generation)
+        WHERE fleet_id = NEW.fleet_id AND trip_id = NEW.trip_id;
 END;
+
+-- Where each active trip stands on its planned route, as of the processors' last snapshot.
+CREATE TABLE IF NOT EXISTS trip_progress (
+    trip_key INTEGER PRIMARY KEY,
+    deviating INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
 """
 
 # Selecting a point back as GpsPoint fields, from `<table> AS p` joined with vehicles and trips.

@@ -17,16 +17,25 @@ finds them stored and adds nothing.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from trucktrack.domain.alerts import Alert, alerts_from_event
+from trucktrack.adapters.files import LocalObjectStore
+from trucktrack.domain.alerts import Alert, alerts_from_compliance, alerts_from_event
+from trucktrack.domain.compliance import (
+    ComplianceBatch,
+    ComplianceChecker,
+    ComplianceRules,
+    ComplianceState,
+)
 from trucktrack.domain.geofence import BadGeometry, Geofence, fence_shape
 from trucktrack.domain.model import GpsPoint
 from trucktrack.domain.processing import (
@@ -38,6 +47,7 @@ from trucktrack.domain.processing import (
     TrackProcessor,
     TrackState,
 )
+from trucktrack.domain.trips import Trip, TripStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,9 @@ class StreamConfig(msgspec.Struct, frozen=True):
     notify: bool
     """Queue new alerts for webhook delivery."""
     snapshot_s: float
+    compliance: ComplianceRules = ComplianceRules()
+    objects_dir: str = ""
+    """The object store holding planned routes; empty: no route compliance."""
 
 
 class StreamReport(msgspec.Struct, frozen=True):
@@ -70,11 +83,23 @@ class _Entry(msgspec.Struct, array_like=True):
     lng: bytes
     speed: bytes
     accuracy: bytes
+    heading: bytes = b""
+
+
+class _Saved(msgspec.Struct, array_like=True):
+    """The stream's snapshot: both processors' state and which trip has which route slot."""
+
+    track: bytes
+    compliance: bytes
+    trip_slots: list[tuple[int, int]]
+    """(trip_key, the trip's slot in the compliance checker)."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(_Entry).decode
 _decode_fence = msgspec.msgpack.Decoder(Geofence).decode
+_decode_saved = msgspec.msgpack.Decoder(_Saved).decode
+_decode_trip = msgspec.msgpack.Decoder(Trip).decode
 _encode_alert = msgspec.msgpack.Encoder().encode
 INT, FLOAT = np.int64, np.float64
 TIDY_JOURNAL_ROWS = 4  # per group: more than the one it adds, so the journal shrinks
@@ -118,6 +143,18 @@ class TrackStream:
         self._saved_trips = np.zeros(0)
         self._unsaved = {"vehicle": np.zeros(0, INT), "trip": np.zeros(0, INT)}
         self._trim_to = self._trimmed = 0
+        self._compliance_rules = config.compliance
+        self._checker = ComplianceChecker(config.compliance)
+        self._routes = LocalObjectStore(Path(config.objects_dir)) if config.objects_dir else None
+        self._trip_generation = -1
+        self._trip_slots: dict[int, int] = {}
+        """trip_key -> slot in the checker, for the active trips with a planned route."""
+        self._free_slots: list[int] = []
+        self._next_slot = 0
+        self._slot_keys = np.zeros(0, INT)  # sorted trip keys of `_trip_slots`, and their slots
+        self._slot_values = np.zeros(0, INT)
+        self._progressed: set[int] = set()
+        """Trip keys whose progress changed since it was last published."""
 
     # --- start and recovery -----------------------------------------------------------------
     def recover(self) -> None:
@@ -128,6 +165,7 @@ class TrackStream:
         try:
             self._load_state()
             self._load_fences()
+            self._load_trips()
             replayed = self._replay()
             self._snapshot()
             self.flush()
@@ -151,6 +189,7 @@ class TrackStream:
             self._load_state()
             self._generation = -1
             self._load_fences()
+            self._load_trips()
             self._snapshot()
             conn.execute("COMMIT")
         except BaseException:
@@ -190,13 +229,28 @@ class TrackStream:
         self._load_state()
         self._generation = -1
         self._load_fences()
+        self._load_trips()
         self._replay()
 
     def _load_state(self) -> None:
         row = self._conn.execute("SELECT journal_seq, body FROM stream_snapshot").fetchone()
-        state = TrackState() if row is None else TrackState.from_bytes(row[1])
+        track, compliance, slots = TrackState(), ComplianceState(), []
+        if row is not None:
+            try:
+                saved = _decode_saved(row[1])
+                track = TrackState.from_bytes(saved.track)
+                compliance = ComplianceState.from_bytes(saved.compliance)
+                slots = saved.trip_slots
+            except msgspec.DecodeError:  # a snapshot from before route compliance
+                track = TrackState.from_bytes(row[1])
         self._seq = 0 if row is None else row[0]
-        self._processor = TrackProcessor(self._rules, state)
+        self._processor = TrackProcessor(self._rules, track)
+        self._checker = ComplianceChecker(self._compliance_rules, compliance)
+        self._trip_slots = dict(slots)
+        used = set(self._trip_slots.values())
+        self._free_slots = sorted(set(range(len(compliance))) - used, reverse=True)
+        self._next_slot = len(compliance)
+        self._trip_generation = -1  # routes are not in the snapshot: plan them all again
         # Whether the last run published every distance is unknown: the next snapshot does.
         self._saved_distance, self._saved_trips = np.zeros(0), np.zeros(0)
         self._trim_to = self._trimmed = self._seq
@@ -226,6 +280,63 @@ class TrackStream:
             entries.append((fence, shape, born))
         self._processor.catalog = FenceCatalog(entries, generation)
         self._fences, self._shapes, self._generation = fences, shapes, generation
+
+    def _load_trips(self) -> None:
+        """Plan the routes of active trips and forget ended ones: all of them after a (re)start,
+        then only the trips written since (their rows carry the generation)."""
+        conn = self._conn
+        generation = conn.execute("SELECT gen FROM trip_generation").fetchone()[0]
+        if generation == self._trip_generation or self._routes is None:
+            return
+        if self._trip_generation < 0:
+            rows = conn.execute(
+                "SELECT t.body, k.trip_key FROM trips AS t JOIN trip_keys AS k "
+                "ON k.fleet_id = t.fleet_id AND k.trip_id = t.trip_id WHERE t.status = ?",
+                [TripStatus.ACTIVE.value],
+            ).fetchall()
+            for stale in set(self._trip_slots) - {key for _, key in rows}:
+                self._finish(stale)
+        else:
+            rows = conn.execute(
+                "SELECT t.body, k.trip_key FROM trips AS t JOIN trip_keys AS k "
+                "ON k.fleet_id = t.fleet_id AND k.trip_id = t.trip_id WHERE t.generation > ?",
+                [self._trip_generation],
+            ).fetchall()
+        for body, key in rows:
+            trip = _decode_trip(body)
+            route = trip.planned_route
+            if trip.status is not TripStatus.ACTIVE or route is None:
+                self._finish(key)
+                continue
+            data = self._routes.get(trip.fleet_id, route.key)
+            if data is None:
+                log.error("trip %s: planned route %s is missing", trip.trip_id, route.key)
+                self._finish(key)
+                continue
+            feature = msgspec.json.decode(gzip.decompress(data))
+            slot = self._trip_slots.get(key)
+            if slot is None:
+                if self._free_slots:
+                    slot = self._free_slots.pop()
+                else:
+                    slot, self._next_slot = self._next_slot, self._next_slot + 1
+                self._checker.finish(slot)
+                self._trip_slots[key] = slot
+            try:
+                self._checker.plan(slot, feature["geometry"]["coordinates"])
+            except ValueError:
+                log.exception("trip %s: unusable planned route", trip.trip_id)
+                self._finish(key)
+        self._trip_generation = generation
+        keys = np.array(sorted(self._trip_slots), INT)
+        self._slot_keys = keys
+        self._slot_values = np.array([self._trip_slots[k] for k in keys.tolist()], INT)
+
+    def _finish(self, trip_key: int) -> None:
+        slot = self._trip_slots.pop(trip_key, None)
+        if slot is not None:
+            self._checker.finish(slot)
+            self._free_slots.append(slot)
 
     def _replay(self) -> int:
         conn = self._conn
@@ -257,7 +368,14 @@ class TrackStream:
                 vehicle_ids=[vid for vid, _ in owners],
                 trip_ids=[trips.get(t) for t in trip.tolist()],
             )
-            self._record(self._processor.process(batch), batch, fleets, _now_ms())
+            heading = (
+                np.frombuffer(entry.heading, dtype=FLOAT)
+                if entry.heading
+                else np.full(len(batch), np.nan)
+            )
+            now = _now_ms()
+            self._record(self._processor.process(batch), batch, fleets, now)
+            self._check_routes(batch, heading, fleets, now)
             self._seq = seq
         return len(rows)
 
@@ -267,13 +385,19 @@ class TrackStream:
         jobs = [job for job in jobs if job[1]]
         if not jobs:
             return None
-        if self._conn.execute("SELECT gen FROM fence_generation").fetchone()[0] != (
+        conn = self._conn
+        fences_changed = conn.execute("SELECT gen FROM fence_generation").fetchone()[0] != (
             self._generation
-        ):
-            # The journal must only ever be replayed with the fences it saw: save the state
-            # first. (Checked only when points come, so creating many fences stays cheap.)
+        )
+        trips_changed = self._routes is not None and (
+            conn.execute("SELECT gen FROM trip_generation").fetchone()[0] != self._trip_generation
+        )
+        if fences_changed or trips_changed:
+            # The journal must only ever be replayed with the fences and routes it saw: save
+            # the state first. (Checked only when points come, so many changes stay cheap.)
             self._snapshot()
             self._load_fences()
+            self._load_trips()
         now = _now_ms()
         points = [p for _, pts, _ in jobs for p in pts]
         keys = [k for _, _, ks in jobs for k in ks]
@@ -300,9 +424,11 @@ class TrackStream:
             vehicle_ids=_Column(points, "vehicle_id"),
             trip_ids=_Column(points, "trip_id"),
         )
+        heading = np.array([p.heading for p in points], FLOAT)
         alerts = self._record(self._processor.process(batch), batch, fleets, now)
+        alerts += self._check_routes(batch, heading, fleets, now)
         entry = _Entry(*(a.tobytes() for a in (slot, trip, batch.ts, batch.lat, batch.lng,
-                                                batch.speed, batch.accuracy)))  # fmt: skip
+                                                batch.speed, batch.accuracy, heading)))  # fmt: skip
         self._seq = (
             self._conn.execute(
                 "INSERT INTO stream_journal (body) VALUES (?)", [_encode(entry)]
@@ -314,6 +440,42 @@ class TrackStream:
         self._tidy()
         lags = [(now - pts[0].received_at) / 1000 for _, pts, _ in jobs]
         return StreamReport(alerts, lags)
+
+    def _check_routes(
+        self, batch: TrackBatch, heading: np.ndarray, fleets: Sequence[str], now: int
+    ) -> list[Alert]:
+        """Route compliance for the fixes the processor trusted that belong to a trip with a
+        planned route; stores the alerts it raises and returns the new ones."""
+        if not len(self._slot_keys):
+            return []
+        kept = self._processor.kept_points
+        keys = batch.trip[kept]
+        at = np.searchsorted(self._slot_keys, keys)
+        at[at >= len(self._slot_keys)] = 0
+        planned = self._slot_keys[at] == keys
+        if not planned.any():
+            return []
+        rows = kept[planned]
+        result = self._checker.check(
+            ComplianceBatch.of(
+                self._slot_values[at[planned]], batch.ts[rows], batch.lat[rows],
+                batch.lng[rows], batch.speed[rows], heading[rows],
+            )
+        )  # fmt: skip
+        self._progressed.update(np.unique(keys[planned]).tolist())
+        new: list[Alert] = []
+        for event in result.events:
+            i = int(rows[event.point])
+            trip_id = batch.trip_ids[i]
+            if trip_id is None:
+                continue
+            for alert in alerts_from_compliance(
+                event, fleet_id=fleets[i], vehicle_id=batch.vehicle_ids[i], trip_id=trip_id,
+                created_at=now,
+            ):  # fmt: skip
+                if record_alert(self._conn, alert, self._notify):
+                    new.append(alert)
+        return new
 
     def _record(
         self, events: list[TrackEvent], batch: TrackBatch, fleets: Sequence[str], now: int
@@ -357,10 +519,14 @@ class TrackStream:
         single commit pays for all of it."""
         conn = self._conn
         state = self._processor.state
+        saved = _Saved(
+            state.to_bytes(), self._checker.state.to_bytes(), list(self._trip_slots.items())
+        )
         conn.execute(
             "INSERT OR REPLACE INTO stream_snapshot VALUES (1, ?, ?, ?)",
-            [self._seq, _now_ms(), state.to_bytes()],
+            [self._seq, _now_ms(), _encode(saved)],
         )
+        self._publish_progress()
         self._trim_to = self._seq
         for name, now, saved in (
             ("vehicle", state.distance, self._saved_distance),
@@ -373,6 +539,20 @@ class TrackStream:
         self._saved_distance = state.distance.copy()
         self._saved_trips = state.trip_distance.copy()
         self._snapshot_at = time.monotonic()
+
+    def _publish_progress(self) -> None:
+        """Where the trips that moved since the last snapshot stand on their routes (for the
+        trips API: progress, distance off route, ETA)."""
+        if not self._progressed:
+            return
+        rows = []
+        for key in self._progressed:
+            slot = self._trip_slots.get(key)
+            progress = None if slot is None else self._checker.progress(slot)
+            if progress is not None:
+                rows.append((key, progress.deviating, _encode(progress)))
+        self._conn.executemany("INSERT OR REPLACE INTO trip_progress VALUES (?, ?, ?)", rows)
+        self._progressed.clear()
 
     def _tidy(self, rows: int = TIDY_ROWS) -> None:
         """Delete a few journal rows the snapshot covers and publish a few distances."""

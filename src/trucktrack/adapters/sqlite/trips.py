@@ -8,10 +8,12 @@ import msgspec
 
 from trucktrack.adapters.sqlite.store import ReadConnections
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
+from trucktrack.domain.compliance import TripProgress
 from trucktrack.domain.trips import OPEN, Trip
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Trip).decode
+_decode_progress = msgspec.msgpack.Decoder(TripProgress).decode
 WHEN = "coalesce(started_at, planned_start, created_at)"
 
 
@@ -32,6 +34,7 @@ def _row(trip: Trip) -> tuple[object, ...]:
 
 
 def _insert(conn: sqlite3.Connection, row: tuple[object, ...]) -> bool:
+    conn.execute("INSERT OR IGNORE INTO trip_keys (fleet_id, trip_id) VALUES (?, ?)", row[:2])
     return bool(
         conn.execute(
             "INSERT OR IGNORE INTO trips (fleet_id, trip_id, vehicle_id, booking_id, status, "
@@ -116,3 +119,28 @@ class SqliteTripStore:
             "SELECT body FROM trips WHERE status IN (?, ?) OR ended_at >= ?", [*statuses, ts_ms]
         )
         return [_decode(body) for (body,) in rows.fetchall()]
+
+    def progress(self, fleet_id: str, trip_id: str) -> TripProgress | None:
+        row = (
+            self._reads.get()
+            .execute(
+                "SELECT p.body FROM trip_progress AS p JOIN trip_keys AS k "
+                "ON k.trip_key = p.trip_key WHERE k.fleet_id = ? AND k.trip_id = ?",
+                [fleet_id, trip_id],
+            )
+            .fetchone()
+        )
+        return None if row is None else _decode_progress(row[0])
+
+    def deviating_share(self) -> float:
+        """Of the active trips under way on a planned route, the share off route now."""
+        total, deviating = (
+            self._reads.get()
+            .execute(
+                "SELECT count(*), coalesce(sum(p.deviating), 0) FROM trips AS t "
+                "JOIN trip_keys AS k ON k.fleet_id = t.fleet_id AND k.trip_id = t.trip_id "
+                "JOIN trip_progress AS p ON p.trip_key = k.trip_key WHERE t.status = 'active'"
+            )
+            .fetchone()
+        )
+        return deviating / total if total else 0.0

@@ -438,7 +438,9 @@ class _Engine:
                 trip = (fleet, p.trip_id)
                 trip_key = trips.get(trip) or keys.trips.get(trip)
                 if trip_key is None:
-                    trip_key = conn.execute(_NEW_TRIP, trip).lastrowid
+                    # Planning a trip makes its key too (outside this cache): look first.
+                    row = conn.execute(_FIND_TRIP, trip).fetchone()
+                    trip_key = row[0] if row else conn.execute(_NEW_TRIP, trip).lastrowid
                     keys.trips[trip] = trip_key  # type: ignore[assignment]
             rows.append(
                 (p.ts, known[1], p.lat, p.lng, p.speed, p.heading, p.accuracy, p.altitude,
@@ -454,6 +456,7 @@ class _Engine:
 
 _CLAIM_VEHICLE = "INSERT INTO vehicles (vehicle_id, fleet_id, created_at) VALUES (?,?,?)"
 _NEW_TRIP = "INSERT INTO trip_keys (fleet_id, trip_id) VALUES (?,?)"
+_FIND_TRIP = "SELECT trip_key FROM trip_keys WHERE fleet_id = ? AND trip_id = ?"
 
 
 class _NewKeys:
