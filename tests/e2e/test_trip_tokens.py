@@ -64,3 +64,24 @@ def test_only_viewer_tokens_can_be_limited_to_trips(server: Server) -> None:
         "--role", "viewer", "--trip", "bad trip!",
     )  # fmt: skip
     assert bad.returncode == 2 and "bad trip ids" in bad.stderr
+
+
+def test_a_shipper_reads_its_trip_record_and_no_other(server: Server, uid: str) -> None:
+    fleet = f"shiptrip-{uid}"
+    admin = create_token(server.data_dir, fleet, "admin")
+    mine, other = f"MINE-{uid}", f"OTHER-{uid}"
+    out = run_cli("token", "create", "--data-dir", str(server.data_dir), "--fleet", fleet,
+                  "--role", "viewer", "--trip", mine)  # fmt: skip
+    shipper = out.stdout.strip().splitlines()[-1]
+    place = {"lat": 18.5, "lng": 73.8}
+    with server.client(admin) as a, server.client(shipper) as s:
+        for trip in (mine, other):
+            body = {"trip_id": trip, "vehicle_id": f"V-{uid}", "booking_id": f"B-{uid}",
+                    "pickup": place, "delivery": place}  # fmt: skip
+            assert a.post("/trips", json=body).status_code == 201
+        assert s.get(f"/trips/{mine}").status_code == 200
+        assert s.get(f"/trips/{other}").status_code == 404
+        listed = s.get(f"/bookings/B-{uid}/trips").json()["trips"]
+        assert [t["trip_id"] for t in listed] == [mine]
+        r = s.post("/delivery/milestone", json={"trip_id": mine, "milestone": "trip_started"})
+        assert r.status_code == 403
