@@ -98,6 +98,8 @@ class Trip(msgspec.Struct, frozen=True):
     ended_at: int | None = None
     version: int = 0
     """Bumped by every change: stores refuse a write based on an older version."""
+    payload_t: float | None = None
+    """Tonnes carried from loading to unloading (the fuel estimate); None: not said."""
 
     @property
     def last(self) -> MilestoneRecord | None:
