@@ -31,6 +31,7 @@ from trucktrack.adapters.sqlite.store import (
     SqliteWebhookSubscriptions,
 )
 from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
+from trucktrack.adapters.sqlite.summaries import SqliteSummaryStore, SqliteVehicleProfileStore
 from trucktrack.adapters.sqlite.trips import SqliteTripStore
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
 from trucktrack.adapters.webhooks import WebhookSink
@@ -49,8 +50,10 @@ from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.monitor import TripMonitor
 from trucktrack.services.movement import MovementService
 from trucktrack.services.routing import RoutingService
+from trucktrack.services.summaries import SummaryService
 from trucktrack.services.tracking import TrackingService
 from trucktrack.services.trips import TripService
+from trucktrack.services.vehicles import VehicleProfileService
 from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
 
@@ -79,6 +82,8 @@ class Services:
     writer: GroupCommitWriter
     reads: ReadConnections
     routing: RoutingService
+    summaries: SummaryService
+    vehicles: VehicleProfileService
 
     def close(self) -> None:
         """Write what is queued and release the files; safe to call twice."""
@@ -191,9 +196,7 @@ def local(settings: Settings) -> Services:
         late_points_h=settings.trip_late_points_h,
         max_future_s=settings.max_future_s,
         routing=routes,
-        on_milestone=lambda trip, record: live.publish_trip_event(
-            trip.fleet_id, trip.trip_id, trip.vehicle_id, milestone_message(trip, record)
-        ),
+        on_milestone=lambda trip, record: announce(trip, record),  # defined below
     )
     trips.load(int(time.time() * 1000))
     ttl_ms = int(settings.location_ttl_h * 3_600_000)
@@ -212,6 +215,26 @@ def local(settings: Settings) -> Services:
         on_alert=live.publish_alerts,
     )
     stops = SqliteStopLog(reads)
+    profiles = SqliteVehicleProfileStore(writer, reads)
+    summaries = SummaryService(
+        SqliteSummaryStore(writer, reads),
+        trips,
+        tracking,
+        stops,
+        alerts,
+        profiles,
+        LocalObjectStore(settings.objects_dir),
+        rules=settings.summary_rules(),
+        default_class=settings.fuel_default_class,
+        backfill_days=settings.retention_days,
+    )
+
+    def announce(trip: Trip, record: MilestoneRecord) -> None:  # as each milestone is stored
+        live.publish_trip_event(
+            trip.fleet_id, trip.trip_id, trip.vehicle_id, milestone_message(trip, record)
+        )
+        summaries.on_milestone(trip, record)
+
     return Services(
         settings=settings,
         metrics=metrics,
@@ -251,6 +274,8 @@ def local(settings: Settings) -> Services:
         writer=writer,
         reads=reads,
         routing=routes,
+        summaries=summaries,
+        vehicles=VehicleProfileService(profiles, log, default_class=settings.fuel_default_class),
     )
 
 

@@ -8,10 +8,12 @@ from typing import Protocol
 
 from trucktrack.domain.alerts import Alert, Subscription
 from trucktrack.domain.compliance import TripProgress
+from trucktrack.domain.fuel import VehicleProfile
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
 from trucktrack.domain.routing import Route, RouteRequest
 from trucktrack.domain.stops import Stop
+from trucktrack.domain.summary import TripSummary
 from trucktrack.domain.trips import Trip
 
 
@@ -229,6 +231,11 @@ class StopLog(Protocol):
         """The vehicle's stop that has not ended yet, if it is stopped."""
         ...
 
+    def during(self, fleet_id: str, vehicle_id: str, from_ms: int, to_ms: int) -> list[Stop]:
+        """A vehicle's stops overlapping [from_ms, to_ms) (one that began before included),
+        in start order."""
+        ...
+
 
 class Odometer(Protocol):
     """Filtered distance travelled, as the processors last published it."""
@@ -287,6 +294,31 @@ class TripStore(Protocol):
     def deviating_share(self) -> float:
         """Of the active trips under way on a planned route, the share off route now."""
         ...
+
+
+class SummaryStore(Protocol):
+    """Completed trips' summaries, one per trip."""
+
+    async def put(self, summary: TripSummary) -> None:
+        """Create or replace."""
+        ...
+
+    def get(self, fleet_id: str, trip_id: str) -> TripSummary | None: ...
+
+    def missing(self, ended_since_ms: int, limit: int) -> list[Trip]:
+        """Completed trips (every fleet) that ended after `ended_since_ms` with no summary, or
+        one of an older summary version, oldest first."""
+        ...
+
+
+class VehicleProfileStore(Protocol):
+    """Each fleet's vehicle profiles (the fuel model's figures)."""
+
+    async def put(self, profile: VehicleProfile) -> None: ...
+
+    def get(self, fleet_id: str, vehicle_id: str) -> VehicleProfile | None: ...
+
+    async def delete(self, fleet_id: str, vehicle_id: str) -> bool: ...
 
 
 class Router(Protocol):

@@ -15,9 +15,11 @@ from msgspec import Meta
 
 from trucktrack.domain.compliance import ComplianceRules
 from trucktrack.domain.filters import FilterRules
+from trucktrack.domain.fuel import VehicleClass
 from trucktrack.domain.processing import ProcessorRules, local_zone
 from trucktrack.domain.speeding import SpeedRules
 from trucktrack.domain.stops import StopRules
+from trucktrack.domain.summary import SummaryRules
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -89,6 +91,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trip_late_points_h: Annotated[float, Meta(ge=0)] = 24.0
     """Points without a trip_id are attributed to the trip their vehicle was on at their time;
     a finished trip keeps taking its late (buffered) points for this long after it ended."""
+    summary_route_radius_m: Annotated[float, Meta(gt=0)] = 500.0
+    """A trip summary counts the track within this distance of the planned route as on it."""
+    fuel_default_class: VehicleClass = VehicleClass.HCV
+    """The fuel model's class (lcv, mcv, hcv, tractor_trailer) of a vehicle with no profile."""
+    fuel_idle_assumed_min: Annotated[float, Meta(ge=0)] = 10.0
+    """Without engine status, a truck is assumed to idle this long at each stop (fuel)."""
 
     route_deviation_km: Annotated[float, Meta(gt=0)] = 5.0
     """A truck on an active trip further than this from its planned route is off route (one
@@ -157,6 +165,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             ),
             default_speed_limit_kmh=self.speed_limit_kmh,
             timezone=self.timezone,
+        )
+
+    def summary_rules(self) -> SummaryRules:
+        return SummaryRules(
+            filter=FilterRules(
+                max_implied_speed_kmh=self.max_implied_speed_kmh, max_accuracy_m=self.max_accuracy_m
+            ),
+            route_radius_m=self.summary_route_radius_m,
+            place_radius_m=self.milestone_radius_m,
+            idle_assumed_s=self.fuel_idle_assumed_min * 60,
+            speed_tolerance_kmh=self.speed_tolerance_kmh,
         )
 
     def compliance_rules(self) -> ComplianceRules:

@@ -40,6 +40,7 @@ from trucktrack.api.schemas import (
 )
 from trucktrack.api.times import time_param
 from trucktrack.api.trips import TRIP_ROUTES
+from trucktrack.api.vehicles import VEHICLE_ROUTES
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
 from trucktrack.errors import BadRequest, Forbidden
@@ -241,6 +242,10 @@ async def _monitor_loop(services: Services) -> None:
             await services.monitor.run_once(wall_clock_ms())
         except Exception:
             log.exception("trip monitor run failed; retrying at the next interval")
+        try:  # completed trips whose summary was not made (the process died meanwhile)
+            await services.summaries.fill_missing(wall_clock_ms())
+        except Exception:
+            log.exception("filling missing trip summaries failed; retrying at the next interval")
 
 
 async def _delivery_loop(services: Services) -> None:
@@ -295,6 +300,7 @@ def create_app(services: Services) -> Litestar:
             bulk_locations,
             trip_history,
             geofence_router,
+            *VEHICLE_ROUTES,
             *ALERT_ROUTES,
             *TRIP_ROUTES,
             *ROUTING_ROUTES,

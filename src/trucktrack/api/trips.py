@@ -10,6 +10,7 @@ import msgspec
 from litestar import Response, get, patch, post
 from litestar.params import Parameter
 
+from trucktrack.api.summaries import SummaryOut, summary_out
 from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
 from trucktrack.domain.compliance import TripProgress
@@ -37,6 +38,7 @@ Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Lng = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
 Time = int | str
+Payload = Annotated[float, msgspec.Meta(ge=0, le=200)]
 
 
 class PlaceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +67,8 @@ class TripIn(msgspec.Struct, forbid_unknown_fields=True):
     planned_route: dict[str, Any] | Literal["compute"] | None = None
     truck: dict[str, Any] | None = None
     auto_milestones: bool = False
+    payload_t: Payload | None = None
+    """Tonnes carried (the fuel estimate); default: the vehicle profile's usual payload."""
 
 
 class TripPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,6 +87,7 @@ class TripPatch(msgspec.Struct, forbid_unknown_fields=True):
     truck: dict[str, Any] | None = None
     auto_milestones: bool | None = None
     status: Literal["cancelled"] | None = None
+    payload_t: Payload | None = None
 
 
 class MilestoneIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -157,6 +162,7 @@ class TripOut(msgspec.Struct):
     created_at: str
     updated_at: str
     progress: ProgressOut | None = None
+    payload_t: float | None = None
 
 
 class TripListOut(msgspec.Struct):
@@ -268,6 +274,7 @@ def trip_out(trip: Trip, distance_m: float | None, progress: TripProgress | None
         created_at=format_ms(trip.created_at),
         updated_at=format_ms(trip.updated_at),
         progress=progress_out(trip, progress),
+        payload_t=trip.payload_t,
     )
 
 
@@ -299,6 +306,7 @@ async def create_trip(data: TripIn, services: Services, principal: Principal) ->
         compute_route=compute,
         truck=data.truck,
         auto_milestones=data.auto_milestones,
+        payload_t=data.payload_t,
     )
     return _out(services, principal, await services.trips.create(principal, draft))
 
@@ -326,6 +334,7 @@ async def change_trip(
         truck=data.truck,
         auto_milestones=data.auto_milestones,
         cancel=data.status == "cancelled",
+        payload_t=data.payload_t,
     )
     return _out(services, principal, await services.trips.change(principal, trip_id, changes))
 
@@ -423,6 +432,17 @@ async def record_milestone(
     )
 
 
+@get(
+    "/trips/{trip_id:str}/summary",
+    summary="A completed trip's summary: distance, route, time, stops, speeding, fuel",
+    description="Made when the trip completes (and at the first read if it could not be "
+    "then). 409 while the trip is planned, active or cancelled; 404 for an unknown trip.",
+    tags=["trips"],
+)
+async def trip_summary(trip_id: TripId, services: Services, principal: Principal) -> SummaryOut:
+    return summary_out(await services.summaries.get(principal, trip_id))
+
+
 TRIP_ROUTES = [
     create_trip,
     get_trip,
@@ -431,4 +451,5 @@ TRIP_ROUTES = [
     vehicle_trips,
     booking_trips,
     record_milestone,
+    trip_summary,
 ]

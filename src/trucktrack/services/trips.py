@@ -79,6 +79,7 @@ class TripDraft(msgspec.Struct, frozen=True):
     truck: dict[str, object] | None = None
     """The truck's profile for a computed route (height_m, weight_t, ...)."""
     auto_milestones: bool = False
+    payload_t: float | None = None
 
 
 class TripChanges(msgspec.Struct, frozen=True):
@@ -96,6 +97,7 @@ class TripChanges(msgspec.Struct, frozen=True):
     truck: dict[str, object] | None = None
     auto_milestones: bool | None = None
     cancel: bool = False
+    payload_t: float | None = None
 
 
 class MilestoneRequest(msgspec.Struct, frozen=True):
@@ -237,6 +239,7 @@ class TripService:
             planned_start=draft.planned_start,
             planned_arrival=draft.planned_arrival,
             auto_milestones=draft.auto_milestones,
+            payload_t=draft.payload_t,
             created_at=now,
             updated_at=now,
             created_by=principal.token_id,
@@ -257,7 +260,7 @@ class TripService:
         if trip.status not in OPEN:
             raise Conflict(f"the trip is {trip.status.value}: it can no longer change")
         updates: dict[str, object] = {}
-        for name in ("booking_id", "driver_id", "planned_start", "planned_arrival"):
+        for name in ("booking_id", "driver_id", "planned_start", "planned_arrival", "payload_t"):
             value = getattr(changes, name)
             if value is not None:
                 updates[name] = value

@@ -231,6 +231,25 @@ CREATE TABLE IF NOT EXISTS trip_progress (
     deviating INTEGER NOT NULL,
     body BLOB NOT NULL
 );
+
+-- A completed trip's summary (msgpack), made when it completes; `version` says by which rules.
+CREATE TABLE IF NOT EXISTS trip_summaries (
+    fleet_id TEXT NOT NULL,
+    trip_id TEXT NOT NULL,
+    computed_at INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, trip_id)
+) WITHOUT ROWID;
+
+-- What a fleet says about a vehicle for the fuel model (class, km/l, idle burn, capacity).
+CREATE TABLE IF NOT EXISTS vehicle_profiles (
+    fleet_id TEXT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, vehicle_id)
+) WITHOUT ROWID;
 """
 
 # Selecting a point back as GpsPoint fields, from `<table> AS p` joined with vehicles and trips.

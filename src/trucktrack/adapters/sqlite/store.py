@@ -245,6 +245,30 @@ class SqliteStopLog:
         started, lat, lng, trip, authorised = row
         return Stop(vehicle_id, trip, started, None, lat, lng, 0.0, bool(authorised))
 
+    def during(self, fleet_id: str, vehicle_id: str, from_ms: int, to_ms: int) -> list[Stop]:
+        # A vehicle's stops never overlap, so only the last one begun before `from_ms` can
+        # reach into the window: no scan of the vehicle's whole stop history.
+        columns = (
+            "s.started_ts, s.ended_ts, s.lat, s.lng, t.trip_id, s.authorised, s.duration_s "
+            "FROM stops AS s JOIN vehicles AS v ON v.vkey = s.vkey "
+            "LEFT JOIN trip_keys AS t ON t.trip_key = s.trip_key "
+            "WHERE v.fleet_id = ? AND v.vehicle_id = ?"
+        )
+        conn = self._reads.get()
+        before = conn.execute(
+            f"SELECT {columns} AND s.started_ts < ? ORDER BY s.started_ts DESC LIMIT 1",
+            [fleet_id, vehicle_id, from_ms],
+        ).fetchall()
+        inside = conn.execute(
+            f"SELECT {columns} AND s.started_ts >= ? AND s.started_ts < ? ORDER BY s.started_ts",
+            [fleet_id, vehicle_id, from_ms, to_ms],
+        ).fetchall()
+        return [
+            Stop(vehicle_id, trip, started, ended, lat, lng, duration, bool(authorised))
+            for started, ended, lat, lng, trip, authorised, duration in before + inside
+            if started >= from_ms or ended is None or ended > from_ms
+        ]
+
 
 class SqliteOdometer:
     def __init__(self, reads: ReadConnections) -> None:
