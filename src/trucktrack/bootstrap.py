@@ -58,6 +58,7 @@ from trucktrack.services.webhooks import WebhookService
 from trucktrack.settings import Settings
 
 if TYPE_CHECKING:
+    from trucktrack.adapters.analytics import ExportReport
     from trucktrack.adapters.valhalla import TileBuild
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,15 @@ def routing(settings: Settings) -> RoutingService:
         log.error("%s", exc.message)
         return RoutingService(None, unavailable=exc.message)
     return RoutingService(router, threads=settings.routing_threads)
+
+
+def export_parquet(
+    settings: Settings, out: Path, from_ms: int, to_ms: int, fleet_id: str | None
+) -> ExportReport:
+    """Points, trips, alerts and summaries of [from_ms, to_ms) as Parquet files in `out`."""
+    from trucktrack.adapters.analytics import ParquetExport
+
+    return ParquetExport(settings.db_path, settings.cold_dir).run(out, from_ms, to_ms, fleet_id)
 
 
 def build_routing_tiles(

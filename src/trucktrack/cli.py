@@ -1,4 +1,4 @@
-"""The `trucktrack` command: serve, token, simulate, maintenance, bench, routing."""
+"""The `trucktrack` command: serve, token, simulate, maintenance, bench, routing, export."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 from trucktrack import bootstrap
 from trucktrack.errors import TrucktrackError
@@ -119,6 +120,20 @@ def _parser() -> argparse.ArgumentParser:
         "compliance", help="route compliance of many active trips, vs the naive per-point way"
     )
     bench_compliance.add_arguments(checks)
+
+    export = sub.add_parser(
+        "export",
+        help="write points, trips, alerts and trip summaries as Parquet files for analytics",
+        description="Write the points (both tiers, one partition per UTC day), trips, alerts "
+        "and trip summaries of [--from, --to) as zstd Parquet files into --out, a new or empty "
+        "folder. Trips (and their summaries) are those that started in the period. Times: "
+        "epoch ms, ISO-8601 with an offset, or a date (UTC midnight).",
+    )
+    export.add_argument("--from", dest="from_", required=True, help="start (inclusive)")
+    export.add_argument("--to", required=True, help="end (exclusive)")
+    export.add_argument("--out", required=True, help="output folder (new or empty)")
+    export.add_argument("--fleet", default=None, help="only this fleet (default: every fleet)")
+    _data_dir_flag(export)
     return parser
 
 
@@ -145,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return runners[args.bench_command].main(args)
         if args.command == "routing":
             return _build_tiles(args)
+        if args.command == "export":
+            return _export(args)
     except TrucktrackError as exc:
         print(f"trucktrack: {exc.message}", file=sys.stderr)
         return 2
@@ -262,9 +279,36 @@ def _maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_tiles(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _export(args: argparse.Namespace) -> int:
+    import msgspec
 
+    from trucktrack.errors import BadRequest
+
+    settings = load_settings({"data_dir": args.data_dir})
+    from_ms, to_ms = _export_time(args.from_, "--from"), _export_time(args.to, "--to")
+    if from_ms >= to_ms:
+        raise BadRequest("--from must be before --to")
+    report = bootstrap.export_parquet(settings, Path(args.out), from_ms, to_ms, args.fleet)
+    print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    return 0
+
+
+def _export_time(value: str, flag: str) -> int:
+    """Epoch ms, ISO-8601 with an offset, or a bare date (UTC midnight)."""
+    import datetime as dt
+
+    from trucktrack.domain.timefmt import BadTimestamp, day_start_ms, parse_timestamp
+    from trucktrack.errors import BadRequest
+
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return day_start_ms(dt.date.fromisoformat(value))
+        return parse_timestamp(int(value) if re.fullmatch(r"-?\d+", value) else value)
+    except (BadTimestamp, ValueError) as exc:
+        raise BadRequest(f"{flag} {value!r}: {exc}") from None
+
+
+def _build_tiles(args: argparse.Namespace) -> int:
     from trucktrack.errors import BadRequest
 
     if args.threads < 1:

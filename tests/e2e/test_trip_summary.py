@@ -1,4 +1,4 @@
-"""Trip summaries and vehicle profiles through the real server.
+"""Trip summaries, vehicle profiles and the Parquet export through the real server.
 
 A whole trip is driven: planned due north from a pickup to a delivery 11.1 km away, with a
 stop at the depot (an authorised fence), a speeding spell, a 2 km detour east, a GPS jump, a
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.conftest import (
@@ -27,6 +28,7 @@ from tests.e2e.conftest import (
     create_token,
     now_ms,
     post_ok,
+    run_cli,
     wait_for,
 )
 from trucktrack.domain.geo import EARTH_RADIUS_M, distance_m
@@ -288,3 +290,57 @@ def test_vehicle_profile_is_validated_and_kept_per_fleet(
     assert c.delete(url).status_code == 204
     assert_error(c.get(url), 404, "not_found")
     assert_error(c.delete(url), 404, "not_found")
+
+
+# --- the Parquet export -------------------------------------------------------------------
+
+
+def test_export_writes_readable_parquet_with_matching_counts(
+    server: Server, fleet: tuple[str, httpx.Client], tmp_path: Path, uid: str
+) -> None:
+    name, c = fleet
+    trip_id, t0 = run_trip(c, uid)
+    assert c.get(f"/trips/{trip_id}/summary").status_code == 200
+    out = tmp_path / "export"
+    args = ["export", "--data-dir", str(server.data_dir), "--fleet", name, "--out", str(out),
+            "--from", str(t0 - 3_600_000), "--to", str(t0 + 3 * 3_600_000)]  # fmt: skip
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    points = pq.read_table(out / "points").to_pylist()  # a Hive-partitioned dataset
+    assert len(points) == len(drive(t0, "x"))
+    assert {p["trip_id"] for p in points} == {trip_id}
+    trips = pq.read_table(out / "trips.parquet").to_pylist()
+    assert [t["trip_id"] for t in trips] == [trip_id]
+    assert round(trips[0]["trip_completed_at"].timestamp() * 1000) == t0 + 7_800_000
+    assert len(trips[0]["milestones"]) == 9 and trips[0]["payload_t"] == 16
+    api_alerts = c.get("/alerts", params={"limit": 1000}).json()["alerts"]
+    alerts = pq.read_table(out / "alerts.parquet").to_pylist()
+    assert sorted(a["alert_id"] for a in alerts) == sorted(a["alert_id"] for a in api_alerts)
+    assert "speeding" in {a["type"] for a in alerts}
+    summaries = pq.read_table(out / "summaries.parquet").to_pylist()
+    assert len(summaries) == 1 and summaries[0]["stop_count"] == 3
+    assert summaries[0]["total_km"] == pytest.approx(TOTAL / 1000, abs=0.002)
+    assert len(summaries[0]["stops"]) == 3
+    manifest = (out / "manifest.json").read_text()
+    assert f'"points": {len(points)}' in manifest
+    assert not [p for p in out.rglob(".*")]  # no temporary files left
+
+    # Bad arguments: a clear message and a non-zero exit.
+    base = ["export", "--data-dir", str(server.data_dir), "--out", str(tmp_path / "new")]
+    for extra, words in (
+        (["--from", "yesterday", "--to", "2026-01-01"], "--from 'yesterday'"),
+        (["--from", "2026-01-02", "--to", "2026-01-01"], "before --to"),
+        (["--from", "2026-01-01T00:00:00", "--to", "2026-01-02"], "offset"),
+    ):
+        done = run_cli(*base, *extra)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+    done = run_cli(*args)  # the folder is not empty now
+    assert done.returncode == 2 and "not empty" in done.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    done = run_cli("export", "--data-dir", str(server.data_dir), "--out", str(blocker / "sub"),
+                   "--from", "2026-01-01", "--to", "2026-01-02")  # fmt: skip
+    assert done.returncode == 2 and "cannot create" in done.stderr
+    done = run_cli("export", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
+                   "--from", "2026-01-01", "--to", "2026-01-02")  # fmt: skip
+    assert done.returncode == 2 and "no trucktrack database" in done.stderr
