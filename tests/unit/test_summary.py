@@ -229,8 +229,9 @@ def test_distances_to_route_match_the_naive_reference() -> None:
     rng = np.random.default_rng(7)
     vertices = np.cumsum(rng.normal(0, 0.01, (300, 2)), axis=0) + np.array([78.0, 20.0])
     vertices[50] = vertices[49]  # a repeated vertex
-    lat = 20 + rng.normal(0, 0.2, 2000)
-    lng = 78 + rng.normal(0, 0.2, 2000)
+    # Fixes far from it (beyond the 1 km fast path) and near it (within).
+    lat = np.r_[20 + rng.normal(0, 0.2, 1000), vertices[:, 1] + rng.normal(0, 0.003, 300)]
+    lng = np.r_[78 + rng.normal(0, 0.2, 1000), vertices[:, 0] + rng.normal(0, 0.003, 300)]
     got = distances_to_route(vertices, lat, lng)
     want = [nearest_on_route(vertices, a, b).distance_m for a, b in zip(lat, lng, strict=True)]
     assert np.allclose(got, want, rtol=0, atol=1e-6)

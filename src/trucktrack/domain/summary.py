@@ -352,10 +352,11 @@ def distances_to_route(
     """Metres from each fix to the nearest point of the route ((lng, lat) vertices), as
     `compliance.nearest_on_route` measures it (flat around the fix), for all fixes at once.
 
-    Two passes over an STRtree of the segments: the nearest segment in degrees gives each fix
-    an upper bound d0 on its true distance; every segment whose box meets the fix's d0 box (d0
-    north-south, d0 east-west in the fix's projection) is then measured exactly, which
-    includes the true nearest one."""
+    With an STRtree of the segments: every segment whose box meets a box of `_NEAR_M` around
+    the fix is measured exactly, which settles the fixes within `_NEAR_M` of the route (most
+    of them). For the others, the nearest segment in degrees bounds the true distance (d0), and
+    every segment whose box meets the fix's box of d0 is measured: the true nearest is among
+    them."""
     v = np.asarray(vertices, dtype=np.float64)
     lat, lng = np.asarray(lat, dtype=np.float64), np.asarray(lng, dtype=np.float64)
     if not len(lat):
@@ -364,12 +365,26 @@ def distances_to_route(
     if len(v) == 1:
         return distances_m(lat, lng, np.full_like(lat, v[0, 1]), np.full_like(lng, v[0, 0]))
     tree = shapely.STRtree(shapely.linestrings(np.stack((v[:-1], v[1:]), axis=1)))
-    first, nearest = tree.query_nearest(shapely.points(lng, lat), all_matches=False)
-    bound = np.full(len(lat), np.inf)
-    np.minimum.at(bound, first, _to_segments(v, nearest, lat[first], lng[first]))
-    bound = bound * (1 + 1e-9) + 1e-6
-    dlat = bound / M_PER_DEG_LAT
-    dlng = bound / (M_PER_DEG_LAT * np.maximum(np.cos(np.radians(lat)), 1e-12))
+    out = _within_box(tree, v, lat, lng, np.full(len(lat), _NEAR_M))
+    far = np.flatnonzero(out > _NEAR_M)
+    if len(far):
+        first, nearest = tree.query_nearest(shapely.points(lng[far], lat[far]))
+        bound = np.full(len(far), np.inf)
+        np.minimum.at(bound, first, _to_segments(v, nearest, lat[far][first], lng[far][first]))
+        out[far] = _within_box(tree, v, lat[far], lng[far], bound * (1 + 1e-9) + 1e-6)
+    return out
+
+
+_NEAR_M = 1000.0
+
+
+def _within_box(
+    tree: shapely.STRtree, v: np.ndarray, lat: np.ndarray, lng: np.ndarray, radius: np.ndarray
+) -> np.ndarray:
+    """Each fix's distance to the nearest segment whose box meets the fix's box of `radius`
+    metres (inf for none): exact wherever the true distance is within `radius`."""
+    dlat = radius / M_PER_DEG_LAT
+    dlng = radius / (M_PER_DEG_LAT * np.maximum(np.cos(np.radians(lat)), 1e-12))
     fix, seg = tree.query(shapely.box(lng - dlng, lat - dlat, lng + dlng, lat + dlat))
     out = np.full(len(lat), np.inf)
     np.minimum.at(out, fix, _to_segments(v, seg, lat[fix], lng[fix]))
