@@ -7,7 +7,9 @@ from collections.abc import Iterator, Sequence
 
 from trucktrack.domain.ingest_rules import OUT_OF_SCOPE
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal, Rejection
+from trucktrack.domain.summary import TripSummary
 from trucktrack.domain.timefmt import day_of, day_start_ms
+from trucktrack.domain.trips import Trip
 
 DAY_MS = 86_400_000
 
@@ -167,3 +169,23 @@ def gps(
     return GpsPoint(
         fleet_id, vehicle_id, ts, lat, lng, speed, 0.0, 10.0, None, trip_id, None, None, ts
     )
+
+
+class FakeSummaryStore:
+    """SummaryStore over a list of trips (the ones it may report missing)."""
+
+    def __init__(self, trips: Sequence[Trip]) -> None:
+        self.trips = list(trips)
+        self.summaries: dict[tuple[str, str], TripSummary] = {}
+
+    async def put(self, summary: TripSummary) -> None:
+        self.summaries[(summary.fleet_id, summary.trip_id)] = summary
+
+    def get(self, fleet_id: str, trip_id: str) -> TripSummary | None:
+        return self.summaries.get((fleet_id, trip_id))
+
+    def missing(self, ended_since_ms: int, limit: int) -> list[Trip]:
+        found = [t for t in self.trips
+                 if (t.ended_at or 0) >= ended_since_ms
+                 and (t.fleet_id, t.trip_id) not in self.summaries]  # fmt: skip
+        return sorted(found, key=lambda t: t.ended_at or 0)[:limit]

@@ -4,11 +4,14 @@ fix's distance east of a north-south route is its longitude offset times that ti
 
 from __future__ import annotations
 
+import asyncio
 import math
 
+import msgspec
 import numpy as np
 import pytest
 
+from tests.fakes import FakeSummaryStore
 from trucktrack.domain import filters
 from trucktrack.domain.alerts import Alert, AlertType, Severity
 from trucktrack.domain.compliance import nearest_on_route
@@ -22,6 +25,7 @@ from trucktrack.domain.fuel import (
 from trucktrack.domain.geo import EARTH_RADIUS_M, distance_m
 from trucktrack.domain.stops import Stop
 from trucktrack.domain.summary import (
+    SummaryRules,
     TrackColumns,
     distances_to_route,
     spells_from_alerts,
@@ -29,6 +33,7 @@ from trucktrack.domain.summary import (
     trusted_fixes,
 )
 from trucktrack.domain.trips import ORDER, MilestoneRecord, Place, RouteRef, Trip, TripStatus
+from trucktrack.services.summaries import RETRY_FAILED_MS, SummaryService
 
 M = EARTH_RADIUS_M * math.pi / 180  # metres per degree of latitude
 T0 = 1_795_000_000_000
@@ -264,3 +269,28 @@ def test_a_trip_without_points_route_or_stops_still_summarises() -> None:
     assert s.distance.total_m == 0 and s.distance.within_route_share is None
     assert s.stops.count == 0 and s.fuel.litres == 0 and s.fuel.idle_basis == "none"
     assert s.time.driving_s == 7800
+
+
+def test_the_sweep_makes_missing_summaries_and_backs_off_a_failing_trip() -> None:
+    trips = [msgspec.structs.replace(the_trip(), trip_id=f"T{i:02}", ended_at=ms(7800 + i))
+             for i in range(25)]  # fmt: skip
+    store = FakeSummaryStore(trips)
+    service = SummaryService(
+        store, None, None, None, None, None, None,  # type: ignore[arg-type]
+        rules=SummaryRules(), default_class=VehicleClass.HCV, backfill_days=30,
+    )  # fmt: skip
+    empty = TrackColumns(*(np.zeros(0, t) for t in (np.int64, float, float, float, float, float)))
+
+    def compute(trip: Trip, now: int):  # type: ignore[no-untyped-def]
+        if trip.trip_id == "T00":
+            raise RuntimeError("a broken trip")
+        return summarise(trip, empty, planned_route=None, stops=[], speeding=[],
+                         fuel=CLASS_DEFAULTS[VehicleClass.HCV], fuel_source="default",
+                         computed_at=now)  # fmt: skip
+
+    service.compute = compute  # type: ignore[method-assign]
+    now = ms(10_000)
+    assert asyncio.run(service.fill_missing(now, limit=20)) == 19  # T00 failed, 19 made
+    assert asyncio.run(service.fill_missing(now + 60_000, limit=20)) == 5  # T00 left alone
+    assert len(store.summaries) == 24 and store.get("f", "T00") is None
+    assert asyncio.run(service.fill_missing(now + RETRY_FAILED_MS + 1, limit=20)) == 0

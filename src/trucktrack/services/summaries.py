@@ -37,6 +37,9 @@ from trucktrack.services.tracking import TrackingService
 from trucktrack.services.trips import TripService
 
 log = logging.getLogger(__name__)
+RETRY_FAILED_MS = 3_600_000
+"""A trip whose summary failed is left alone this long by the sweep (so it neither fills the
+log every minute nor holds up the others); reading the summary still tries at once."""
 
 
 class SummaryService:
@@ -65,6 +68,7 @@ class SummaryService:
         self._default_class = default_class
         self._backfill_ms = int(backfill_days * 86_400_000)
         self._running: dict[tuple[str, str], asyncio.Task[TripSummary]] = {}
+        self._failed: dict[tuple[str, str], int] = {}
 
     async def get(self, principal: Principal, trip_id: str) -> TripSummary:
         """A completed trip's summary (made now if it has none yet); 409 before completion."""
@@ -92,13 +96,19 @@ class SummaryService:
     async def fill_missing(self, now_ms: int, limit: int = 20) -> int:
         """Make the summaries that completed trips (within the retention) lack, oldest first;
         returns how many were made."""
+        self._failed = {k: t for k, t in self._failed.items() if t > now_ms - RETRY_FAILED_MS}
+        missing = await asyncio.to_thread(
+            self._store.missing, now_ms - self._backfill_ms, limit + len(self._failed)
+        )
+        todo = [t for t in missing if (t.fleet_id, t.trip_id) not in self._failed][:limit]
         made = 0
-        missing = await asyncio.to_thread(self._store.missing, now_ms - self._backfill_ms, limit)
-        for trip in missing:
+        for trip in todo:
+            key = (trip.fleet_id, trip.trip_id)
             try:
                 await self.make(trip)
                 made += 1
             except Exception:
+                self._failed[key] = now_ms
                 log.exception("could not summarise trip %s of %s", trip.trip_id, trip.fleet_id)
         return made
 
