@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from trucktrack.adapters.files import LocalObjectStore
 from trucktrack.adapters.parquet import ParquetColdStore
+from trucktrack.adapters.sqlite.pod import SqlitePodStore
 from trucktrack.adapters.sqlite.schema import create_schema
 from trucktrack.adapters.sqlite.store import (
     ReadConnections,
@@ -34,7 +37,7 @@ from trucktrack.adapters.sqlite.stream import StreamConfig, StreamReport
 from trucktrack.adapters.sqlite.summaries import SqliteSummaryStore, SqliteVehicleProfileStore
 from trucktrack.adapters.sqlite.trips import SqliteTripStore
 from trucktrack.adapters.sqlite.writer import GroupCommitWriter
-from trucktrack.adapters.webhooks import WebhookSink
+from trucktrack.adapters.webhooks import WebhookOtpNotifier, WebhookSink
 from trucktrack.domain.alerts import AlertType
 from trucktrack.domain.timefmt import format_ms
 from trucktrack.domain.trips import MilestoneRecord, Trip
@@ -49,6 +52,7 @@ from trucktrack.services.live import LiveHub
 from trucktrack.services.maintenance import Maintenance
 from trucktrack.services.monitor import TripMonitor
 from trucktrack.services.movement import MovementService
+from trucktrack.services.pod import PodService
 from trucktrack.services.routing import RoutingService
 from trucktrack.services.summaries import SummaryService
 from trucktrack.services.tracking import TrackingService
@@ -78,6 +82,7 @@ class Services:
     webhooks: WebhookService
     live: LiveHub
     trips: TripService
+    pod: PodService
     monitor: TripMonitor
     maintenance: Maintenance
     writer: GroupCommitWriter
@@ -126,6 +131,19 @@ def milestone_message(trip: Trip, record: MilestoneRecord) -> dict[str, object]:
         "override": record.override,
         "recorded_by": record.recorded_by,
     }
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The key signing download links: the setting, else one made once and kept on disk."""
+    if settings.link_secret:
+        return settings.link_secret.encode()
+    path = Path(settings.data_dir) / "link.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 def tokens_only(settings: Settings) -> TokenService:
@@ -200,6 +218,19 @@ def local(settings: Settings) -> Services:
         on_milestone=lambda trip, record: announce(trip, record),  # defined below
     )
     trips.load(int(time.time() * 1000))
+    pod = PodService(
+        SqlitePodStore(writer, reads),
+        LocalObjectStore(settings.objects_dir),
+        trips,
+        WebhookOtpNotifier(settings.otp_webhook_url, settings.otp_webhook_secret),
+        max_bytes=int(settings.pod_max_mb * 1_000_000),
+        link_secret=link_secret(settings),
+        link_ttl_s=settings.pod_link_ttl_s,
+        otp_ttl_s=settings.otp_valid_min * 60,
+        otp_attempts=settings.otp_max_attempts,
+    )
+    trips.completion_check = pod.missing_for
+    trips.after_milestone.append(pod.issue_on_arrival)
     ttl_ms = int(settings.location_ttl_h * 3_600_000)
     metrics.watch(
         "active_vehicles_tracked",
@@ -262,6 +293,7 @@ def local(settings: Settings) -> Services:
         webhooks=WebhookService(subscriptions),
         live=live,
         trips=trips,
+        pod=pod,
         monitor=TripMonitor(
             trips, stops, alerts, unexpected_stop_s=settings.unexpected_stop_min * 60
         ),

@@ -69,3 +69,15 @@ class RoutingNotConfigured(TrucktrackError):
     """No usable routing tiles: `trucktrack routing build-tiles` has not been run."""
 
     code = "routing_not_configured"
+
+
+class NotifierNotConfigured(TrucktrackError):
+    """No OTP notifier: the delivery code could not reach anyone."""
+
+    code = "notifier_not_configured"
+
+
+class TooManyAttempts(TrucktrackError):
+    """Locked after too many wrong codes (or too many codes sent)."""
+
+    code = "locked"

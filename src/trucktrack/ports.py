@@ -11,6 +11,7 @@ from trucktrack.domain.compliance import TripProgress
 from trucktrack.domain.fuel import VehicleProfile
 from trucktrack.domain.geofence import Geofence
 from trucktrack.domain.model import AppendOutcome, GpsPoint, Principal
+from trucktrack.domain.pod import OtpChallenge, PodPolicy, PodRecord
 from trucktrack.domain.routing import Route, RouteRequest
 from trucktrack.domain.stops import Stop
 from trucktrack.domain.summary import TripSummary
@@ -330,3 +331,34 @@ class Router(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class PodStore(Protocol):
+    """Proof-of-delivery records (files live in the ObjectStore), OTPs and policies."""
+
+    async def add(self, record: PodRecord) -> None: ...
+
+    def for_trip(self, fleet_id: str, trip_id: str) -> list[PodRecord]: ...
+
+    def get(self, pod_id: str) -> PodRecord | None: ...
+
+    async def put_challenge(self, challenge: OtpChallenge) -> None: ...
+
+    def challenge(self, fleet_id: str, trip_id: str) -> OtpChallenge | None: ...
+
+    async def put_policy(self, fleet_id: str, policy: PodPolicy) -> None: ...
+
+    def policy(self, fleet_id: str) -> PodPolicy | None:
+        """None when the fleet never set one (the default applies)."""
+        ...
+
+
+class OtpNotifier(Protocol):
+    """Gets a delivery's one-time code to the consignee (SMS gateway, WhatsApp, e-mail...)."""
+
+    @property
+    def configured(self) -> bool: ...
+
+    async def send(self, trip: Trip, code: str, expires_at: int) -> None:
+        """Raises when the code could not be handed over."""
+        ...

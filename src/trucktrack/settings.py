@@ -114,6 +114,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trip_monitor_interval_s: Annotated[float, Meta(gt=0)] = 60.0
     """How often the trip monitor sweeps the active trips (trucks gone silent while stopped)."""
 
+    pod_max_mb: Annotated[float, Meta(gt=0, le=64)] = 10.0
+    """Largest proof-of-delivery file (413 over it)."""
+    pod_link_ttl_s: Annotated[float, Meta(gt=0)] = 900.0
+    """How long a signed download link of a proof-of-delivery file stays valid."""
+    link_secret: str = ""
+    """The key that signs download links; empty: one is made at first start and kept in
+    `<data_dir>/link.key`."""
+    otp_webhook_url: str = ""
+    """Where delivery OTPs are POSTed for the gateway that texts the consignee (signed like
+    alert webhooks); empty: no OTPs can be sent (POST /delivery/otp answers 503)."""
+    otp_webhook_secret: str = ""
+    """The HMAC key of the OTP webhook's X-Trucktrack-Signature."""
+    otp_valid_min: Annotated[float, Meta(gt=0)] = 15.0
+    """A delivery OTP is valid this long."""
+    otp_max_attempts: Annotated[int, Meta(ge=1)] = 5
+    """Wrong codes before the OTP is locked (a new one must be sent)."""
+
     live_min_interval_s: Annotated[float, Meta(ge=0)] = 1.0
     """A live WebSocket client gets at most one update per vehicle this often (newest wins)."""
     live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0

@@ -95,6 +95,16 @@ def test_a_trip_from_plan_to_completion(
     assert 290 < r.json()["recorded"]["distance_to_place_m"] < 310
     for name in ("unloading_started", "unloading_completed"):
         assert milestone(c, trip_id, name, timestamp=t0 + 2_100_000).status_code == 201
+    # The default POD policy: a signature (or OTP) and a photo before the trip completes.
+    r = milestone(c, trip_id, "trip_completed", timestamp=t0 + 2_200_000)
+    assert assert_error(r, 409, "conflict")["details"] == [{"missing": ["otp or signature",
+                                                                        "photo"]}]  # fmt: skip
+    for kind, data, extra in (("photo", b"\xff\xd8\xff\xe0" + bytes(64), {}),
+                              ("signature", b'{"strokes": [[[0, 0], [5, 5]]]}',
+                               {"signer_name": "Asha"})):  # fmt: skip
+        r = c.post("/delivery/pod", data={"trip_id": trip_id, "type": kind, **extra},
+                   files={"file": ("f", data)})  # fmt: skip
+        assert r.status_code == 201, r.text
     r = milestone(c, trip_id, "trip_completed", timestamp=t0 + 2_200_000, note="all good")
     assert r.status_code == 201 and r.json()["status"] == "completed"
     assert r.json()["next_milestones"] == []

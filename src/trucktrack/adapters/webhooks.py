@@ -14,6 +14,8 @@ import aiohttp
 import msgspec
 
 from trucktrack.domain.alerts import Alert
+from trucktrack.domain.timefmt import format_ms
+from trucktrack.domain.trips import Trip
 from trucktrack.ports import WebhookSubscriptions
 
 log = logging.getLogger(__name__)
@@ -61,3 +63,39 @@ class WebhookSink:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class WebhookOtpNotifier:
+    """Implements OtpNotifier: POSTs the code, signed, to a gateway the fleet runs (it sends
+    the SMS or message). The code is in that body and nowhere else: no log, no API reply."""
+
+    def __init__(self, url: str, secret: str, timeout_s: float = 10.0) -> None:
+        self._url = url
+        self._secret = secret
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._url)
+
+    async def send(self, trip: Trip, code: str, expires_at: int) -> None:
+        body = msgspec.json.encode(
+            {
+                "type": "delivery_otp",
+                "fleet_id": trip.fleet_id,
+                "trip_id": trip.trip_id,
+                "booking_id": trip.booking_id,
+                "vehicle_id": trip.vehicle_id,
+                "consignee": trip.delivery,
+                "code": code,
+                "expires_at": format_ms(expires_at),
+            }
+        )
+        headers = {"Content-Type": "application/json",
+                   "X-Trucktrack-Signature": signature(self._secret, body)}  # fmt: skip
+        async with (
+            aiohttp.ClientSession(timeout=self._timeout) as session,
+            session.post(self._url, data=body, headers=headers) as resp,
+        ):
+            if not 200 <= resp.status < 300:
+                raise RuntimeError(f"the OTP gateway answered {resp.status}")

@@ -26,6 +26,7 @@ from trucktrack.api.live import tracking_ws
 from trucktrack.api.mqtt import MqttBridge
 from trucktrack.api.openapi import DOCS_HTML, patched_openapi
 from trucktrack.api.overload import InFlightLimit
+from trucktrack.api.pod import POD_ROUTES
 from trucktrack.api.routing import ROUTING_ROUTES
 from trucktrack.api.schemas import (
     BulkIn,
@@ -303,6 +304,7 @@ def create_app(services: Services) -> Litestar:
             *VEHICLE_ROUTES,
             *ALERT_ROUTES,
             *TRIP_ROUTES,
+            *POD_ROUTES,
             *ROUTING_ROUTES,
             healthz,
             metrics,

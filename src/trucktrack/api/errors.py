@@ -25,6 +25,8 @@ STATUS = {
     errors.StorageUnavailable: 503,
     errors.Unroutable: 422,
     errors.RoutingNotConfigured: 503,
+    errors.NotifierNotConfigured: 503,
+    errors.TooManyAttempts: 429,
 }
 HTTP_CODES = {
     400: "bad_request",

@@ -47,9 +47,19 @@ class PlaceIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     address: Text | None = None
     geofence_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    contact_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    contact_phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9 ()-]{5,20}$")] | None = None
 
     def to_place(self) -> Place:
-        return Place(self.lat, self.lng, self.name, self.address, self.geofence_id)
+        return Place(
+            self.lat,
+            self.lng,
+            self.name,
+            self.address,
+            self.geofence_id,
+            self.contact_name,
+            self.contact_phone,
+        )
 
 
 class TripIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -46,6 +46,9 @@ class Place(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     address: str | None = None
     geofence_id: str | None = None
     """A fence around the place: entering it records reached_* when the trip asks for it."""
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    """Who receives the delivery OTP (handed to the OTP notifier)."""
 
 
 class RouteRef(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ import asyncio
 import gzip
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -148,6 +148,11 @@ class TripService:
         self._routing = routing
         self._on_milestone = on_milestone
         self.windows = TripWindows()
+        self.completion_check: Callable[[Trip], list[str]] | None = None
+        """What still keeps the trip from completing (the POD policy), in words."""
+        self.after_milestone: list[Callable[[Trip, Milestone], Awaitable[None]]] = []
+        """Run in the background after a milestone is stored (e.g. sending the delivery OTP)."""
+        self._background: set[asyncio.Task[None]] = set()
 
     def load(self, now_ms: int) -> None:
         """Learn which trips vehicles are on (at start-up)."""
@@ -324,6 +329,13 @@ class TripService:
                 ) from None
             except MilestoneTooEarly as exc:
                 raise Conflict(str(exc), [{"allowed_next": [request.milestone.value]}]) from None
+            if request.milestone is Milestone.TRIP_COMPLETED and self.completion_check:
+                lacking = self.completion_check(trip)
+                if lacking:
+                    raise Conflict(
+                        f"proof of delivery is missing: {'; '.join(lacking)}",
+                        [{"missing": lacking}],
+                    )
             if request.milestone is Milestone.TRIP_STARTED:
                 other = self.windows.active_trip(trip.fleet_id, trip.vehicle_id)
                 if other is not None and other != trip.trip_id:
@@ -348,9 +360,16 @@ class TripService:
         self.windows.put(changed)
         if request.milestone is Milestone.TRIP_COMPLETED:
             changed = await self._record_actual_route(changed)
-        if self._on_milestone is not None:
-            self._on_milestone(changed, record)
+        self._announce(changed, record)
         return MilestoneOutcome(changed, record, repeated=False)
+
+    def _announce(self, trip: Trip, record: MilestoneRecord) -> None:
+        if self._on_milestone is not None:
+            self._on_milestone(trip, record)
+        for hook in self.after_milestone:
+            task = asyncio.create_task(hook(trip, record.milestone))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def handle_alerts(self, alerts: Sequence[Alert]) -> None:
         """Record reached_pickup / reached_delivery when a truck on a trip that asks for it
@@ -390,8 +409,7 @@ class TripService:
         changed = with_milestone(trip, record, now)
         if await self._store.update(changed, trip.version):
             self.windows.put(changed)
-            if self._on_milestone is not None:
-                self._on_milestone(changed, record)
+            self._announce(changed, record)
 
     # --- helpers --------------------------------------------------------------------------------
     def _check_vehicle(self, principal: Principal, vehicle_id: str) -> None:

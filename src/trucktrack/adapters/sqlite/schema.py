@@ -225,6 +225,28 @@ CREATE TRIGGER IF NOT EXISTS trips_updated AFTER UPDATE OF body ON trips BEGIN
         WHERE fleet_id = NEW.fleet_id AND trip_id = NEW.trip_id;
 END;
 
+-- Proof of delivery: captures (their files are in the object store), the trip's current OTP
+-- (a salted hash only) and each fleet's policy of what completing a trip needs.
+CREATE TABLE IF NOT EXISTS pod_records (
+    pod_id TEXT PRIMARY KEY,
+    fleet_id TEXT NOT NULL,
+    trip_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pod_by_trip ON pod_records (fleet_id, trip_id, uploaded_at);
+CREATE TABLE IF NOT EXISTS otp_challenges (
+    fleet_id TEXT NOT NULL,
+    trip_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (fleet_id, trip_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pod_policies (
+    fleet_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+
 -- Where each active trip stands on its planned route, as of the processors' last snapshot.
 CREATE TABLE IF NOT EXISTS trip_progress (
     trip_key INTEGER PRIMARY KEY,

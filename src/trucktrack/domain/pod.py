@@ -1,0 +1,177 @@
+"""Proof of delivery: what a capture is, how a file is recognised, the OTP rules and a fleet's
+policy of what a trip needs before it may complete.
+
+Files are recognised by their first bytes, never by name or declared type; a signature may also
+be the strokes a finger drew, as JSON. The OTP is kept only as a salted hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+
+class PodType(StrEnum):
+    PHOTO = "photo"
+    SIGNATURE = "signature"
+    WEIGHT_RECEIPT = "weight_receipt"
+    DOCUMENT = "document"
+    OTP = "otp"
+
+
+class MediaKind(StrEnum):
+    JPEG = "image/jpeg"
+    PNG = "image/png"
+    WEBP = "image/webp"
+    PDF = "application/pdf"
+    STROKES = "application/vnd.trucktrack.strokes+json"
+
+
+EXTENSION = {
+    MediaKind.JPEG: "jpg",
+    MediaKind.PNG: "png",
+    MediaKind.WEBP: "webp",
+    MediaKind.PDF: "pdf",
+    MediaKind.STROKES: "json",
+}
+IMAGES = frozenset({MediaKind.JPEG, MediaKind.PNG, MediaKind.WEBP})
+ACCEPTED: dict[PodType, frozenset[MediaKind]] = {
+    PodType.PHOTO: IMAGES,
+    PodType.SIGNATURE: IMAGES | {MediaKind.STROKES},
+    PodType.WEIGHT_RECEIPT: IMAGES | {MediaKind.PDF},
+    PodType.DOCUMENT: IMAGES | {MediaKind.PDF},
+}
+MAX_STROKES = 500
+MAX_STROKE_POINTS = 20_000
+
+
+class Strokes(msgspec.Struct, forbid_unknown_fields=True):
+    """A signature drawn on the driver's phone: lines of [x, y] or [x, y, ms] points."""
+
+    strokes: list[list[Annotated[list[float], msgspec.Meta(min_length=2, max_length=3)]]]
+    width: float | None = None
+    height: float | None = None
+
+
+def sniff(data: bytes) -> MediaKind | None:
+    """The kind of file by its content (magic numbers; strokes by their JSON shape)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return MediaKind.JPEG
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return MediaKind.PNG
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return MediaKind.WEBP
+    if data.startswith(b"%PDF-"):
+        return MediaKind.PDF
+    if data.lstrip()[:1] == b"{" and strokes_problem(data) is None:
+        return MediaKind.STROKES
+    return None
+
+
+def strokes_problem(data: bytes) -> str | None:
+    """Why stroke data is unusable (None when it is fine)."""
+    try:
+        drawn = msgspec.json.decode(data, type=Strokes)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return f"not stroke data: {exc}"
+    points = sum(len(s) for s in drawn.strokes)
+    if not drawn.strokes or points == 0:
+        return "the signature has no strokes"
+    if len(drawn.strokes) > MAX_STROKES or points > MAX_STROKE_POINTS:
+        return f"at most {MAX_STROKES} strokes and {MAX_STROKE_POINTS} points"
+    return None
+
+
+class PodRecord(msgspec.Struct, frozen=True):
+    pod_id: str
+    fleet_id: str
+    trip_id: str
+    type: PodType
+    uploaded_at: int
+    uploaded_by: str
+    key: str | None = None
+    """Object store key of the file (None for an OTP, which has no file)."""
+    media_type: str | None = None
+    size: int = 0
+    sha256: str | None = None
+    captured_at: int | None = None
+    lat: float | None = None
+    lng: float | None = None
+    file_name: str | None = None
+    """As the client named it: kept for people, never used as a path."""
+    weight_kg: float | None = None
+    ticket_number: str | None = None
+    signer_name: str | None = None
+    note: str | None = None
+
+
+# --- OTP ----------------------------------------------------------------------------------------
+
+OTP_DIGITS = 6
+HASH_ROUNDS = 100_000
+
+
+class OtpChallenge(msgspec.Struct, frozen=True):
+    """The trip's current code, as a salted PBKDF2 hash, with its attempts."""
+
+    fleet_id: str
+    trip_id: str
+    salt: bytes
+    digest: bytes
+    issued_at: int
+    expires_at: int
+    attempts: int = 0
+    sends: int = 1
+    """Codes sent for this trip so far (each new one replaces the last)."""
+    verified_at: int | None = None
+
+
+class OtpOutcome(StrEnum):
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+
+
+def otp_digest(code: str, salt: bytes) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", code.encode(), salt, HASH_ROUNDS)
+
+
+def check_otp(
+    challenge: OtpChallenge, code: str, now_ms: int, max_attempts: int
+) -> tuple[OtpOutcome, OtpChallenge]:
+    """The outcome of one attempt and the challenge after it (attempts counted, verified)."""
+    if challenge.verified_at is not None:
+        return OtpOutcome.VERIFIED, challenge
+    if challenge.attempts >= max_attempts:
+        return OtpOutcome.LOCKED, challenge
+    if now_ms > challenge.expires_at:
+        return OtpOutcome.EXPIRED, challenge
+    right = hmac.compare_digest(otp_digest(code, challenge.salt), challenge.digest)
+    if right:
+        return OtpOutcome.VERIFIED, msgspec.structs.replace(challenge, verified_at=now_ms)
+    after = msgspec.structs.replace(challenge, attempts=challenge.attempts + 1)
+    return (OtpOutcome.LOCKED if after.attempts >= max_attempts else OtpOutcome.WRONG), after
+
+
+# --- policy ---------------------------------------------------------------------------------------
+
+
+class PodPolicy(msgspec.Struct, frozen=True):
+    """What a trip needs before trip_completed: every group in `require` needs at least one
+    capture of one of its types (an OTP counts once verified)."""
+
+    require: tuple[tuple[PodType, ...], ...] = ((PodType.OTP, PodType.SIGNATURE), (PodType.PHOTO,))
+
+
+def missing(policy: PodPolicy, captured: set[PodType]) -> list[str]:
+    """The requirements not met, in words (`otp or signature`, `photo`)."""
+    return [
+        " or ".join(t.value for t in group)
+        for group in policy.require
+        if not any(t in captured for t in group)
+    ]
