@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -235,17 +236,19 @@ def test_a_lost_summary_is_made_again_by_the_monitor_and_on_read(tmp_path: Path,
             db = srv.data_dir / "trucktrack.db"
 
             def stored() -> int | None:
-                with sqlite3.connect(db, timeout=30) as conn:
+                with closing(sqlite3.connect(db, timeout=30)) as conn:
                     row = conn.execute("SELECT computed_at FROM trip_summaries").fetchone()
                 return None if row is None else int(row[0])
 
+            def lose() -> None:
+                with closing(sqlite3.connect(db, timeout=30)) as conn, conn:
+                    conn.execute("DELETE FROM trip_summaries")
+
             first = wait_for(stored, what="the summary made on completion")
             # As if the process had died before storing it: the monitor's sweep makes it again.
-            with sqlite3.connect(db, timeout=30) as conn:
-                conn.execute("DELETE FROM trip_summaries")
+            lose()
             assert wait_for(stored, what="the summary made again") > first
-            with sqlite3.connect(db, timeout=30) as conn:
-                conn.execute("DELETE FROM trip_summaries")
+            lose()
             r = c.get(f"/trips/{trip_id}/summary")  # or made on the first read
             assert r.status_code == 200 and r.json()["stops"]["count"] == 3
     finally:
