@@ -111,11 +111,11 @@ def alerts_from_event(
                       f"unexpected_stop:{vehicle_id}:{event.since}",
                       {"stopped_since": event.since, **event.details}))  # fmt: skip
     return [
-        Alert(
-            alert_id=alert_id_for(fleet_id, key),
+        keyed_alert(
+            key,
+            type_,
+            severity,
             fleet_id=fleet_id,
-            type=type_,
-            severity=severity,
             vehicle_id=vehicle_id,
             ts=event.ts,
             lat=event.lat,
@@ -123,11 +123,43 @@ def alerts_from_event(
             trip_id=trip_id,
             geofence_id=fence_id,
             details=details,
-            dedupe_key=key,
             created_at=created_at,
         )
         for type_, severity, key, details in found
     ]
+
+
+def keyed_alert(
+    key: str,
+    type_: AlertType,
+    severity: Severity,
+    *,
+    fleet_id: str,
+    vehicle_id: str,
+    ts: int,
+    lat: float | None,
+    lng: float | None,
+    trip_id: str | None,
+    details: dict[str, object],
+    created_at: int,
+    geofence_id: str | None = None,
+) -> Alert:
+    """An alert identified by its dedupe key: the same event always makes the same alert."""
+    return Alert(
+        alert_id=alert_id_for(fleet_id, key),
+        fleet_id=fleet_id,
+        type=type_,
+        severity=severity,
+        vehicle_id=vehicle_id,
+        ts=ts,
+        lat=lat,
+        lng=lng,
+        trip_id=trip_id,
+        geofence_id=geofence_id,
+        details=details,
+        dedupe_key=key,
+        created_at=created_at,
+    )
 
 
 _COMPLIANCE_ALERTS = {
@@ -146,20 +178,18 @@ def alerts_from_compliance(
     if found is None:
         return []
     type_, severity = found
-    key = f"{type_.value}:{trip_id}:{event.since}"
     return [
-        Alert(
-            alert_id=alert_id_for(fleet_id, key),
+        keyed_alert(
+            f"{type_.value}:{trip_id}:{event.since}",
+            type_,
+            severity,
             fleet_id=fleet_id,
-            type=type_,
-            severity=severity,
             vehicle_id=vehicle_id,
             ts=event.ts,
             lat=event.lat,
             lng=event.lng,
             trip_id=trip_id,
             details={"since": event.since, **event.details},
-            dedupe_key=key,
             created_at=created_at,
         )
     ]

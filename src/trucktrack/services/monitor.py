@@ -10,7 +10,7 @@ whichever comes first is the only one.
 
 from __future__ import annotations
 
-from trucktrack.domain.alerts import Alert, AlertType, Severity, alert_id_for
+from trucktrack.domain.alerts import AlertType, Severity, keyed_alert
 from trucktrack.ports import StopLog
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.trips import TripService
@@ -38,12 +38,11 @@ class TripMonitor:
             stop = self._stops.open_stop(fleet_id, vehicle_id)
             if stop is None or stop.authorised or now_ms - stop.started_ts < self._unexpected_ms:
                 continue
-            key = f"unexpected_stop:{vehicle_id}:{stop.started_ts}"
-            alert = Alert(
-                alert_id=alert_id_for(fleet_id, key),
+            alert = keyed_alert(
+                f"unexpected_stop:{vehicle_id}:{stop.started_ts}",
+                AlertType.UNEXPECTED_STOP,
+                Severity.WARNING,
                 fleet_id=fleet_id,
-                type=AlertType.UNEXPECTED_STOP,
-                severity=Severity.WARNING,
                 vehicle_id=vehicle_id,
                 ts=now_ms,
                 lat=stop.lat,
@@ -54,7 +53,6 @@ class TripMonitor:
                     "duration_s": (now_ms - stop.started_ts) / 1000,
                     "found_by": "monitor",
                 },
-                dedupe_key=key,
                 created_at=now_ms,
             )
             raised += await self._alerts.record(alert)
