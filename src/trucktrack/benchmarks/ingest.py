@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import os
 import platform
 import random
@@ -65,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="active geofences to create (over HTTP) before the phases, as bench geofence makes",
+    )
+    parser.add_argument(
+        "--trips",
+        type=int,
+        default=0,
+        help="active trips to start (over HTTP) before the phases: the first N vehicles each on "
+        "a trip with a 500-vertex planned route along the way it drives (route compliance)",
     )
     parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
     parser.add_argument(
@@ -122,7 +130,7 @@ def _parse_variant(text: str) -> tuple[str, dict[str, str], dict[str, int]]:
 
 @contextlib.contextmanager
 def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    own_dir = args.data_dir is None or bool(extra_env) or bool(args.fences)
+    own_dir = args.data_dir is None or bool(extra_env) or bool(args.fences) or bool(args.trips)
     data_dir = Path(tempfile.mkdtemp(prefix="trucktrack-bench-") if own_dir else args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -169,6 +177,11 @@ def _server(args: argparse.Namespace, extra_env: dict[str, str]):  # type: ignor
             asyncio.run(_create_fences(url, token, args.fences))
             print(f"{args.fences} fences created in {time.monotonic() - started:.1f} s",
                   file=sys.stderr)  # fmt: skip
+        if args.trips:
+            started = time.monotonic()
+            asyncio.run(_start_trips(url, token, args.trips, args.vehicles))
+            print(f"{args.trips} trips started in {time.monotonic() - started:.1f} s",
+                  file=sys.stderr)  # fmt: skip
         yield url, token
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -211,6 +224,42 @@ async def _create_fences(url: str, token: str, n: int) -> None:
                         raise RuntimeError(f"fence not created: {resp.status} {await resp.text()}")
 
         await asyncio.gather(*(worker(bodies[i::16]) for i in range(16)))
+
+
+async def _start_trips(url: str, token: str, n: int, vehicles: int) -> None:
+    """Trips BT-i for the first `n` vehicles, each planned along the road its points will take
+    (due east from where `_Batches` puts it, 500 vertices over 500 km), started 5 h ago."""
+    import aiohttp
+
+    starts = _Batches(vehicles, 1).coords
+    started_at = time.time_ns() // 10**6 - 5 * 3_600_000
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def body(vid: int) -> bytes:
+        lat, lng = starts[vid]
+        per_km = 1 / (111.32 * math.cos(math.radians(lat)))
+        line = [[lng + i * per_km, lat] for i in range(500)]
+        place = {"lat": lat, "lng": lng}
+        return msgspec.json.encode(
+            {"trip_id": f"BT-{vid:05d}", "vehicle_id": f"BENCH-{vid:05d}", "pickup": place,
+             "delivery": {"lat": lat, "lng": line[-1][0]},
+             "planned_route": {"type": "LineString", "coordinates": line}}
+        )  # fmt: skip
+
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def worker(share: range) -> None:
+            for vid in share:
+                async with session.post(url + "/trips", data=body(vid)) as resp:
+                    if resp.status != 201:
+                        raise RuntimeError(f"trip not created: {resp.status} {await resp.text()}")
+                start = {"trip_id": f"BT-{vid:05d}", "milestone": "trip_started",
+                         "timestamp": started_at}  # fmt: skip
+                async with session.post(url + "/delivery/milestone", json=start) as resp:
+                    if resp.status != 201:
+                        raise RuntimeError(f"trip not started: {resp.status}")
+
+        await asyncio.gather(*(worker(range(i, n, 16)) for i in range(16)))
 
 
 def _free_port() -> int:
