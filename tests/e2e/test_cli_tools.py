@@ -29,11 +29,14 @@ def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
     md = tmp_path / "bench.md"
     out = subprocess.run(
         [*CLI, "bench", "ingest", "--vehicles", "200", "--clients", "4", "--duration", "1",
-         "--warmup", "0", "--paced-rate", "2000", "--read-duration", "0.5", "--markdown", str(md)],
+         "--warmup", "0", "--paced-rate", "2000", "--read-duration", "0.5", "--markdown", str(md),
+         "--variant", "trips:trips=50"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert "50 trips started" in out.stderr
     report = md.read_text()
+    assert "| [trips] max ingest, 4 clients |" in report
     assert "| max ingest, 4 clients |" in report and "| paced 2000 points/s |" in report
     assert "current-location reads" in report
     for line in report.splitlines():
