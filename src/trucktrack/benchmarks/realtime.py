@@ -164,7 +164,7 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
 
 
 def main(args: argparse.Namespace) -> int:
-    args.fences, args.server_env = 0, []
+    args.fences, args.trips, args.server_env = 0, 0, []
     with _server(args, {}) as (url, token):
         if url is None:
             return 1
