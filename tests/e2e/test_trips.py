@@ -364,3 +364,40 @@ def test_entering_the_places_geofence_records_reaching_it(
     reached = trip["milestones"][1]
     assert reached["milestone"] == "reached_pickup" and reached["recorded_by"] == "geofence"
     assert reached["distance_to_place_m"] <= 300
+
+
+def test_a_point_naming_another_trucks_trip_is_refused(
+    fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    _, c = fleet
+    trip_id, mine, other = f"T-{uid}", f"V-{uid}", f"W-{uid}"
+    assert c.post("/trips", json=trip_body(uid)).status_code == 201
+    t0 = now_ms() - 600_000
+    assert milestone(c, trip_id, "trip_started", timestamp=t0).status_code == 201
+    track = [destination(*PICKUP, 330, 600 * i) for i in range(3)]
+    far = destination(*PICKUP, 90, 20_000)  # 20 km east: far off the planned route
+    # GIVEN a batch with the trip's own fixes and one from another truck tagged with its trip
+    r = c.post("/tracking/gps", json={"updates": [
+        fix(mine, track[0], t0 + 60_000),
+        fix(other, far, t0 + 90_000, trip_id=trip_id, speed=50),
+        fix(mine, track[1], t0 + 120_000, trip_id=trip_id),
+        fix(other, far, t0 + 150_000, trip_id=f"ADHOC-{uid}"),  # unknown ids stay allowed
+        fix(mine, track[2], t0 + 180_000),
+    ]})  # fmt: skip
+    # THEN only that point is refused, by its index, and the others are stored
+    assert r.status_code == 200, r.text
+    assert r.json()["processed"] == 4
+    assert r.json()["rejected"] == [
+        {"index": 1, "reason": f"trip {trip_id!r} is not a trip of {other!r}"}
+    ]
+    history = c.get(f"/tracking/trip/{trip_id}/history").json()
+    assert [p["vehicle_id"] for p in history["points"]] == [mine] * 3
+    assert c.get(f"/tracking/trip/ADHOC-{uid}/history").json()["count"] == 1
+    # AND the trip's distance and alerts know nothing of the other truck
+    deadline = time.monotonic() + 10
+    distance = 0.0
+    while distance == 0.0 and time.monotonic() < deadline:
+        distance = c.get(f"/trips/{trip_id}").json()["distance_km"]
+        time.sleep(0.2)
+    assert 1.0 < distance < 1.5
+    assert c.get("/alerts", params={"trip_id": trip_id}).json()["alerts"] == []

@@ -12,6 +12,9 @@ from trucktrack.errors import Forbidden
 from trucktrack.metrics import Metrics
 from trucktrack.ports import ColdPointStore, PointLog
 
+Attribution = Callable[[str, Sequence[GpsPoint]], tuple[list[GpsPoint], list[tuple[int, str]]]]
+"""Give points their trip; returns the kept points and the refused ones' (position, reason)."""
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -30,7 +33,7 @@ class IngestService:
         retention_days: float,
         hot_window_h: float,
         on_stored: Callable[[str, Sequence[GpsPoint]], None] | None = None,
-        attribute: Callable[[str, Sequence[GpsPoint]], Sequence[GpsPoint]] | None = None,
+        attribute: Attribution | None = None,
     ) -> None:
         self._attribute = attribute
         self._on_stored = on_stored
@@ -84,9 +87,13 @@ class IngestService:
             indexes, accepted, duplicates = await self._drop_cold_repeats(
                 principal.fleet_id, indexes, accepted, now_ms
             )
+        if accepted and self._attribute is not None:
+            accepted, refused = self._attribute(principal.fleet_id, accepted)
+            if refused:
+                gone = {position for position, _ in refused}
+                rejected.extend(Rejection(indexes[i], reason) for i, reason in refused)
+                indexes = [ix for i, ix in enumerate(indexes) if i not in gone]
         if accepted:
-            if self._attribute is not None:
-                accepted = list(self._attribute(principal.fleet_id, accepted))
             outcome = await self._log.append(principal.fleet_id, accepted)
             inserted, duplicates = outcome.inserted, duplicates + outcome.duplicates
             if self._on_stored is not None and inserted:

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 EDITORS = frozenset({Role.ADMIN, Role.DISPATCHER})
 MILESTONE_WRITERS = frozenset({Role.ADMIN, Role.DISPATCHER, Role.DEVICE})
 MAX_ROUTE_VERTICES = 20_000
+TRIP_VEHICLE_CACHE = 100_000
+"""Trip ids whose vehicle the attribution remembers (emptied when full)."""
 Coordinates = list[tuple[float, float]]
 """A line as (lng, lat) pairs, GeoJSON order."""
 
@@ -153,6 +155,7 @@ class TripService:
         self.after_milestone: list[Callable[[Trip, Milestone], Awaitable[None]]] = []
         """Run in the background after a milestone is stored (e.g. sending the delivery OTP)."""
         self._background: set[asyncio.Task[None]] = set()
+        self._trip_vehicles: dict[tuple[str, str], str | None] = {}
 
     def load(self, now_ms: int) -> None:
         """Learn which trips vehicles are on (at start-up)."""
@@ -164,18 +167,42 @@ class TripService:
         self.windows.forget_ended_before(now_ms - self._late_ms)
 
     # --- attribution --------------------------------------------------------------------------
-    def attribute(self, fleet_id: str, points: Sequence[GpsPoint]) -> Sequence[GpsPoint]:
-        """Points without a trip_id get the trip their vehicle was on at their time."""
+    def attribute(
+        self, fleet_id: str, points: Sequence[GpsPoint]
+    ) -> tuple[list[GpsPoint], list[tuple[int, str]]]:
+        """Points without a trip_id get the trip their vehicle was on at their time. A point
+        naming a trip of another vehicle is refused: (kept points, [(position, reason)])."""
         windows = self.windows
-        if not len(windows):
-            return points
-        out = list(points)
-        for i, p in enumerate(out):
+        kept: list[GpsPoint] = []
+        refused: list[tuple[int, str]] = []
+        for i, p in enumerate(points):
             if p.trip_id is None:
-                trip_id = windows.trip_at(fleet_id, p.vehicle_id, p.ts)
-                if trip_id is not None:
-                    out[i] = msgspec.structs.replace(p, trip_id=trip_id)
-        return out
+                if len(windows):
+                    trip_id = windows.trip_at(fleet_id, p.vehicle_id, p.ts)
+                    if trip_id is not None:
+                        p = msgspec.structs.replace(p, trip_id=trip_id)
+            else:
+                owner = self._vehicle_of(fleet_id, p.trip_id)
+                if owner is not None and owner != p.vehicle_id:
+                    refused.append((i, f"trip {p.trip_id!r} is not a trip of {p.vehicle_id!r}"))
+                    continue
+            kept.append(p)
+        return kept, refused
+
+    def _vehicle_of(self, fleet_id: str, trip_id: str) -> str | None:
+        """The vehicle of a planned trip (None: no such trip, an ad-hoc id), cached: every
+        trip is created and changed through this service."""
+        key = (fleet_id, trip_id)
+        try:
+            return self._trip_vehicles[key]
+        except KeyError:
+            pass
+        if len(self._trip_vehicles) >= TRIP_VEHICLE_CACHE:
+            self._trip_vehicles.clear()
+        trip = self._store.get(fleet_id, trip_id)
+        vehicle = None if trip is None else trip.vehicle_id
+        self._trip_vehicles[key] = vehicle
+        return vehicle
 
     # --- reading ------------------------------------------------------------------------------
     def get(self, principal: Principal, trip_id: str) -> Trip:
@@ -256,6 +283,7 @@ class TripService:
             trip = await self._with_route(trip, draft.route, draft.compute_route, draft.truck)
         if not await self._store.create(trip):
             raise Conflict(f"trip {trip.trip_id!r} already exists")
+        self._trip_vehicles[(trip.fleet_id, trip.trip_id)] = trip.vehicle_id
         return trip
 
     async def change(self, principal: Principal, trip_id: str, changes: TripChanges) -> Trip:
@@ -299,6 +327,7 @@ class TripService:
             )
         if not await self._store.update(changed, trip.version):
             raise Conflict("the trip changed meanwhile; read it again and retry")
+        self._trip_vehicles[(changed.fleet_id, changed.trip_id)] = changed.vehicle_id
         self.windows.put(changed)
         return changed
 
