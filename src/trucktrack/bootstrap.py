@@ -295,7 +295,12 @@ def local(settings: Settings) -> Services:
         trips=trips,
         pod=pod,
         monitor=TripMonitor(
-            trips, stops, alerts, unexpected_stop_s=settings.unexpected_stop_min * 60
+            trips,
+            stops,
+            alerts,
+            current,
+            unexpected_stop_s=settings.unexpected_stop_min * 60,
+            signal_lost_s=settings.signal_lost_min * 60,
         ),
         maintenance=Maintenance(
             log,

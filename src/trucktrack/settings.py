@@ -112,7 +112,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Driving against the route's bearing (over 120 degrees off, over 10 km/h) this long also
     raises wrong_direction."""
     trip_monitor_interval_s: Annotated[float, Meta(gt=0)] = 60.0
-    """How often the trip monitor sweeps the active trips (trucks gone silent while stopped)."""
+    """How often the trip monitor sweeps the active trips (trucks gone silent)."""
+    signal_lost_min: Annotated[float, Meta(gt=0)] = 15.0
+    """A truck on an active trip nothing was received from this long raises signal_lost (its
+    next fix, signal_restored)."""
 
     pod_max_mb: Annotated[float, Meta(gt=0, le=64)] = 10.0
     """Largest proof-of-delivery file (413 over it)."""

@@ -22,6 +22,8 @@ class AlertType(StrEnum):
     ROUTE_DEVIATION = "route_deviation"
     BACK_ON_ROUTE = "back_on_route"
     WRONG_DIRECTION = "wrong_direction"
+    SIGNAL_LOST = "signal_lost"
+    SIGNAL_RESTORED = "signal_restored"
     PANIC = "panic"
 
 

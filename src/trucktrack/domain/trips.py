@@ -217,12 +217,12 @@ class TripWindows:
                 return trip_id
         return None
 
-    def active(self) -> list[tuple[str, str, str]]:
-        """(fleet, vehicle, trip) of every trip under way."""
+    def active(self) -> list[tuple[str, str, str, int]]:
+        """(fleet, vehicle, trip, started_at) of every trip under way."""
         return [
-            (fleet, vehicle, trip_id)
+            (fleet, vehicle, trip_id, start)
             for (fleet, vehicle), windows in self._by_vehicle.items()
-            for _, end, trip_id in windows
+            for start, end, trip_id in windows
             if end is None
         ]
 
