@@ -214,6 +214,7 @@ def local(settings: Settings) -> Services:
         position_max_age_s=settings.milestone_position_max_age_s,
         late_points_h=settings.trip_late_points_h,
         max_future_s=settings.max_future_s,
+        milestone_backdate_h=settings.milestone_backdate_h,
         routing=routes,
         on_milestone=lambda trip, record: announce(trip, record),  # defined below
     )

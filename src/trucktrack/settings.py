@@ -88,6 +88,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     milestone_position_max_age_s: Annotated[float, Meta(gt=0)] = 900.0
     """The truck's newest point must be at most this old (before the milestone's time) to
     confirm a reached_* milestone."""
+    milestone_backdate_h: Annotated[float, Meta(ge=0)] = 24.0
+    """A milestone may be dated at most this long before its trip was created (a trip entered
+    after it began); older, or before 2000, is refused (422)."""
     trip_late_points_h: Annotated[float, Meta(ge=0)] = 24.0
     """Points without a trip_id are attributed to the trip their vehicle was on at their time;
     a finished trip keeps taking its late (buffered) points for this long after it ended."""

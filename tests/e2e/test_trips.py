@@ -147,6 +147,51 @@ def test_milestones_keep_their_order(fleet: tuple[str, httpx.Client], uid: str) 
     assert len(c.get(f"/trips/{trip_id}").json()["milestones"]) == 1
 
 
+def test_milestone_times_and_notes_that_cannot_be_right(
+    fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    _, c = fleet
+    trip_id = f"T-{uid}"
+    assert c.post("/trips", json=trip_body(uid)).status_code == 201
+    # Seconds sent for milliseconds: January 1970, before 2000.
+    r = milestone(c, trip_id, "trip_started", timestamp=now_ms() // 1000)
+    assert "before 2000" in assert_error(r, 422, "unprocessable")["message"]
+    # More than 24 h (TRUCKTRACK_MILESTONE_BACKDATE_H) before the trip was created.
+    r = milestone(c, trip_id, "trip_started", timestamp=now_ms() - 25 * 3_600_000)
+    assert "before the trip was created" in assert_error(r, 422, "unprocessable")["message"]
+    # A note of at most 500 characters.
+    t0 = now_ms() - 23 * 3_600_000  # a trip entered after it began: allowed
+    r = milestone(c, trip_id, "trip_started", timestamp=t0, note="n" * 501)
+    assert_error(r, 400, "validation_error")
+    assert c.get(f"/trips/{trip_id}").json()["milestones"] == []
+    r = milestone(c, trip_id, "trip_started", timestamp=t0, note="n" * 500)
+    assert r.status_code == 201 and r.json()["recorded"]["note"] == "n" * 500
+    # Out of order in time: before the previous milestone.
+    r = milestone(c, trip_id, "reached_pickup", timestamp=t0 - 1, override=True)
+    assert_error(r, 409, "conflict")
+
+
+def test_planned_arrival_before_planned_start_is_refused(
+    fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    _, c = fleet
+    trip_id = f"T-{uid}"
+    early = {"planned_arrival": "2026-11-25T05:59:00+05:30"}  # a minute before planned_start
+    r = c.post("/trips", json=trip_body(uid, **early))
+    assert (
+        "planned_arrival is before planned_start" in assert_error(r, 400, "bad_request")["message"]
+    )
+    assert c.post("/trips", json=trip_body(uid)).status_code == 201
+    assert_error(c.patch(f"/trips/{trip_id}", json=early), 400, "bad_request")
+    r = c.patch(f"/trips/{trip_id}", json={"planned_start": "2026-11-25T09:00:00+05:30"})
+    assert r.status_code == 200  # no arrival planned yet
+    later = {"planned_arrival": "2026-11-25T08:00:00+05:30"}  # before the new start
+    assert_error(c.patch(f"/trips/{trip_id}", json=later), 400, "bad_request")
+    both = {"planned_start": "2026-11-25T07:00:00+05:30", **later}
+    r = c.patch(f"/trips/{trip_id}", json=both)
+    assert r.status_code == 200 and r.json()["planned_arrival"] == "2026-11-25T02:30:00.000Z"
+
+
 def test_reaching_a_place_is_checked_against_the_truck(
     server: Server, fleet: tuple[str, httpx.Client], uid: str
 ) -> None:

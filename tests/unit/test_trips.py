@@ -11,11 +11,13 @@ from trucktrack.domain.trips import (
     MilestoneRecord,
     MilestoneRefused,
     MilestoneTooEarly,
+    MilestoneTooOld,
     Place,
     Trip,
     TripStatus,
     TripWindows,
     check_milestone,
+    check_milestone_age,
     is_repeat,
     next_milestones,
     with_milestone,
@@ -82,3 +84,13 @@ def test_windows_attribute_points_by_time() -> None:
     assert windows.trip_at("f", "v", 150) is None and windows.trip_at("f", "v", 400) == "b"
     windows.put(msgspec.structs.replace(second, status=TripStatus.CANCELLED))
     assert windows.trip_at("f", "v", 400) is None and len(windows) == 0
+
+
+def test_a_milestone_time_before_2000_or_long_before_the_trip_is_too_old() -> None:
+    created = 1_764_000_000_000  # 2025-11-24
+    t = msgspec.structs.replace(trip(), created_at=created)
+    check_milestone_age(t, created - 3_600_000, backdate_ms=3_600_000)  # at the limit
+    with pytest.raises(MilestoneTooOld, match="before the trip was created"):
+        check_milestone_age(t, created - 3_600_001, backdate_ms=3_600_000)
+    with pytest.raises(MilestoneTooOld, match="before 2000"):
+        check_milestone_age(msgspec.structs.replace(t, created_at=0), created // 1000, 0)

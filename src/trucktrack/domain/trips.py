@@ -121,6 +121,15 @@ class MilestoneTooEarly(Exception):
     """Its time is before the milestone it follows."""
 
 
+class MilestoneTooOld(Exception):
+    """Its time cannot be right: before 2000 (seconds sent for milliseconds) or long before
+    the trip was even planned."""
+
+
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: no milestone is older (a time in seconds reads as January 1970)."""
+
+
 def next_milestones(trip: Trip) -> tuple[Milestone, ...]:
     """What may be recorded next: the one after the last (nothing once the trip is over)."""
     if trip.status not in OPEN:
@@ -151,6 +160,20 @@ def check_milestone(trip: Trip, milestone: Milestone, ts: int) -> None:
     if last is not None and ts < last.ts:
         raise MilestoneTooEarly(
             f"{milestone.value} at {ts} is before {last.milestone.value} at {last.ts}"
+        )
+
+
+def check_milestone_age(trip: Trip, ts: int, backdate_ms: int) -> None:
+    """Raise MilestoneTooOld when `ts` is before 2000 or more than `backdate_ms` before the
+    trip was created (a trip may be entered a little after it began, not a year)."""
+    if ts < EARLIEST_MS:
+        raise MilestoneTooOld(
+            f"timestamp {ts} is before 2000: epoch milliseconds expected (not seconds)"
+        )
+    if ts < trip.created_at - backdate_ms:
+        raise MilestoneTooOld(
+            f"timestamp {ts} is more than {backdate_ms / 3_600_000:g} h before the trip "
+            f"was created ({trip.created_at})"
         )
 
 

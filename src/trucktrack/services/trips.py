@@ -29,12 +29,14 @@ from trucktrack.domain.trips import (
     MilestoneRecord,
     MilestoneRefused,
     MilestoneTooEarly,
+    MilestoneTooOld,
     Place,
     RouteRef,
     Trip,
     TripStatus,
     TripWindows,
     check_milestone,
+    check_milestone_age,
     is_repeat,
     next_milestones,
     place_for,
@@ -135,6 +137,7 @@ class TripService:
         position_max_age_s: float,
         late_points_h: float,
         max_future_s: float,
+        milestone_backdate_h: float,
         routing: RoutingService | None = None,
         on_milestone: Callable[[Trip, MilestoneRecord], None] | None = None,
     ) -> None:
@@ -147,6 +150,7 @@ class TripService:
         self._max_age_ms = int(position_max_age_s * 1000)
         self._late_ms = int(late_points_h * 3_600_000)
         self._max_future_ms = int(max_future_s * 1000)
+        self._backdate_ms = int(milestone_backdate_h * 3_600_000)
         self._routing = routing
         self._on_milestone = on_milestone
         self.windows = TripWindows()
@@ -258,6 +262,7 @@ class TripService:
     # --- writing ------------------------------------------------------------------------------
     async def create(self, principal: Principal, draft: TripDraft) -> Trip:
         _may_edit(principal, draft.vehicle_id)
+        _check_plan(draft.planned_start, draft.planned_arrival)
         self._check_vehicle(principal, draft.vehicle_id)
         now = wall_clock_ms()
         trip = Trip(
@@ -299,6 +304,10 @@ class TripService:
                 updates[name] = value
         if changes.auto_milestones is not None:
             updates["auto_milestones"] = changes.auto_milestones
+        _check_plan(
+            trip.planned_start if changes.planned_start is None else changes.planned_start,
+            trip.planned_arrival if changes.planned_arrival is None else changes.planned_arrival,
+        )
         if changes.vehicle_id is not None and changes.vehicle_id != trip.vehicle_id:
             if trip.status is not TripStatus.PLANNED:
                 raise Conflict("the vehicle can only change before trip_started")
@@ -349,6 +358,10 @@ class TripService:
             if is_repeat(trip, request.milestone):
                 assert trip.last is not None
                 return MilestoneOutcome(trip, trip.last, repeated=True)
+            try:
+                check_milestone_age(trip, ts, self._backdate_ms)
+            except MilestoneTooOld as exc:
+                raise Unprocessable(str(exc)) from None
             try:
                 check_milestone(trip, request.milestone, ts)
             except MilestoneRefused as exc:
@@ -571,6 +584,11 @@ def line_feature(coords: Coordinates, properties: dict[str, object]) -> bytes:
         "properties": properties,
     }
     return gzip.compress(msgspec.json.encode(feature), mtime=0)
+
+
+def _check_plan(start: int | None, arrival: int | None) -> None:
+    if start is not None and arrival is not None and arrival < start:
+        raise BadRequest("planned_arrival is before planned_start")
 
 
 def _may_see(principal: Principal, trip: Trip) -> bool:
