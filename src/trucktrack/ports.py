@@ -74,9 +74,12 @@ class CurrentLocations(Protocol):
     def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]: ...
 
     def in_area(
-        self, fleet_id: str, west: float, south: float, east: float, north: float, limit: int
-    ) -> list[GpsPoint]:
-        """Current locations inside a box (west > east crosses the antimeridian)."""
+        self, fleet_id: str, west: float, south: float, east: float, north: float, *,
+        newer_than_ms: int, cell_deg: float | None, limit: int,
+    ) -> list[GpsPoint]:  # fmt: skip
+        """Current locations newer than `newer_than_ms` inside a box (west > east crosses the
+        antimeridian), newest first; with `cell_deg`, only the newest of each grid cell of that
+        size (as `domain.live.Area.cell` numbers them), thinned before the limit."""
         ...
 
     def on_trip(self, fleet_id: str, trip_id: str) -> list[GpsPoint]:

@@ -115,6 +115,56 @@ def test_a_map_area_gets_its_vehicles_thinned_at_low_zoom(
         assert next_message(conn)["updates"][0]["vehicle_id"] == f"IN-{uid}"
 
 
+def test_a_stale_truck_never_hides_a_fresh_one_in_its_cell(
+    server: Server, fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    token, c = fleet
+    stale, fresh = f"OLD-{uid}", f"NEW-{uid}"
+    post_ok(c, {**at(stale), "timestamp": now_ms() - 25 * 3_600_000})  # over the 24 h TTL
+    post_ok(c, at(fresh, 300))
+    box = [PUNE[1] - 0.05, PUNE[0] - 0.05, PUNE[1] + 0.05, PUNE[0] + 0.05]
+    with ws(server, token) as conn:
+        snap = ask(conn, action="track_area", bbox=box, zoom=5)  # one cell for both
+        assert [v["vehicle_id"] for v in snap["vehicles"]] == [fresh]
+        assert snap["truncated"] is False
+        for i in range(2):
+            post_ok(c, at(fresh, 350 + 50 * i))
+            [update] = next_message(conn)["updates"]
+            assert update["vehicle_id"] == fresh
+
+
+def test_an_area_shows_the_newest_truck_of_each_cell(
+    server: Server, fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    token, c = fleet
+    base = now_ms() - 60_000
+    trucks = [f"T{i}-{uid}" for i in range(5)]
+    post_ok(c, *({**at(v, 100 * i), "timestamp": base + 1000 * i} for i, v in enumerate(trucks)))
+    box = [PUNE[1] - 0.05, PUNE[0] - 0.05, PUNE[1] + 0.05, PUNE[0] + 0.05]
+    with ws(server, token) as conn:
+        snap = ask(conn, action="track_area", bbox=box, zoom=5)
+        assert [v["vehicle_id"] for v in snap["vehicles"]] == [trucks[-1]]
+
+
+def test_a_truck_leaving_the_area_is_announced_and_comes_back_in_full(
+    server: Server, fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    token, c = fleet
+    truck = f"OUT-{uid}"
+    post_ok(c, at(truck, speed=30, trip_id=f"OT-{uid}"))
+    box = [PUNE[1] - 0.05, PUNE[0] - 0.05, PUNE[1] + 0.05, PUNE[0] + 0.05]
+    with ws(server, token) as conn:
+        snap = ask(conn, action="track_area", bbox=box, zoom=15)
+        assert [v["vehicle_id"] for v in snap["vehicles"]] == [truck]
+        post_ok(c, at(truck, 20_000, speed=30, trip_id=f"OT-{uid}"))  # 20 km east: outside
+        assert next_message(conn) == {"type": "left_area", "vehicle_ids": [truck]}
+        post_ok(c, at(truck, 30_000, speed=30, trip_id=f"OT-{uid}"))  # still outside: quiet
+        assert nothing_within(conn, 1.2)
+        post_ok(c, at(truck, 100, speed=30, trip_id=f"OT-{uid}"))  # back inside
+        [update] = next_message(conn)["updates"]
+        assert update["speed"] == 30 and update["trip_id"] == f"OT-{uid}"  # all fields again
+
+
 def test_a_trip_is_followed_and_its_alerts_pushed(
     server: Server, fleet: tuple[str, httpx.Client], uid: str
 ) -> None:

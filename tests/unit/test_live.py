@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trucktrack.domain.live import Area, delta, view_of
+from trucktrack.domain.live import CELL_HOLD_MS, Area, AreaView, delta, view_of
 from trucktrack.domain.model import GpsPoint
 
 
@@ -31,3 +31,48 @@ def test_low_zooms_share_cells_and_high_zooms_show_everything() -> None:
     assert low.cell(18.52, 73.85) == low.cell(18.53, 73.86)  # a kilometre apart: one cell
     assert low.cell(18.52, 73.85) != low.cell(28.6, 77.2)  # Pune and Delhi: two
     assert high.cell(18.52, 73.85) is None
+
+
+def test_an_area_shows_one_vehicle_per_cell_and_says_who_leaves() -> None:
+    view = AreaView(Area(68, 8, 97, 37, zoom=4))
+    minute = 60_000
+    assert view.offer("A", 18.52, 73.85, ts=0) == (True, [])
+    # B in A's cell while A reports: hidden, nobody leaves
+    assert view.offer("B", 18.53, 73.86, ts=minute) == (False, [])
+    assert view.offer("A", 18.52, 73.85, ts=2 * minute) == (True, [])
+    # A silent for longer than the hold: B takes the cell, A leaves
+    later = 2 * minute + CELL_HOLD_MS
+    assert view.offer("B", 18.53, 73.86, ts=later) == (True, ["A"])
+    # A older fix than the one shown changes nothing
+    assert view.offer("B", 10.0, 10.0, ts=later - 1) == (True, [])
+    # B drives out of the viewport: it leaves
+    assert view.offer("B", 40.0, 73.86, ts=later + 1) == (False, ["B"])
+    assert view.shown == {}
+    # a cell freed by a vehicle moving on is free for the next one
+    view.offer("C", 18.52, 73.85, ts=later + 2)
+    view.offer("C", 28.6, 77.2, ts=later + 3)  # to Delhi: another cell
+    assert view.offer("D", 18.52, 73.85, ts=later + 4) == (True, [])
+    assert set(view.shown) == {"C", "D"}
+
+
+def test_moving_into_a_taken_cell_hides_a_vehicle_and_frees_its_old_cell() -> None:
+    view = AreaView(Area(68, 8, 97, 37, zoom=4))
+    view.offer("PUNE", 18.52, 73.85, ts=1)
+    view.offer("DELHI", 28.6, 77.2, ts=1)
+    assert view.offer("PUNE", 28.61, 77.21, ts=2) == (False, ["PUNE"])  # Delhi's cell is taken
+    assert view.offer("OTHER", 18.52, 73.85, ts=3) == (True, [])  # Pune's cell is free
+
+
+def test_full_detail_shows_every_vehicle_in_the_viewport() -> None:
+    view = AreaView(Area(73.0, 18.0, 74.0, 19.0, zoom=15))
+    assert view.offer("A", 18.52, 73.85, ts=1) == (True, [])
+    assert view.offer("B", 18.52, 73.85, ts=1) == (True, [])
+    assert view.offer("A", 20.0, 73.85, ts=2) == (False, ["A"])
+
+
+def test_cells_are_numbered_by_division_then_truncation() -> None:
+    area = Area(-180, -90, 180, 90, zoom=4)
+    size = area.cell_deg
+    assert size is not None
+    for lat, lng in [(18.52, 73.85), (-33.9, 151.2), (0.0, -180.0), (89.9, 179.9)]:
+        assert area.cell(lat, lng) == (int((lng + 180.0) / size), int((lat + 90.0) / size))

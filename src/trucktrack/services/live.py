@@ -21,7 +21,7 @@ from typing import Annotated
 import msgspec
 
 from trucktrack.domain.alerts import Alert
-from trucktrack.domain.live import Area, View, delta, view_of
+from trucktrack.domain.live import Area, AreaView, View, delta, view_of
 from trucktrack.domain.model import GpsPoint, Principal
 from trucktrack.metrics import Metrics
 from trucktrack.ports import CurrentLocations
@@ -32,6 +32,7 @@ MAX_TRACKED = 100
 MAX_AREA_VEHICLES = 5000
 MAX_WAITING_ALERTS = 200
 MAX_WAITING_REPLIES = 50
+LATEST_PRUNE_MIN = 10_000
 VehicleIds = Annotated[
     list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]],
     msgspec.Meta(min_length=1, max_length=MAX_TRACKED),
@@ -99,10 +100,10 @@ class LiveClient:
         """How the entry point shows an alert (the same shape as its REST replies)."""
         self.vehicles: set[str] = set()
         self.trips: set[str] = set()
-        self.area: Area | None = None
-        self.cells: dict[tuple[int, int], str] = {}  # thinning: the vehicle shown per cell
-        self.cell_of: dict[str, tuple[int, int]] = {}
+        self.area: AreaView | None = None
         self.pending: dict[str, GpsPoint] = {}
+        self.gone: set[str] = set()
+        """Vehicles whose marker the client should remove (they left its area): `left_area`."""
         self.last_sent: dict[str, View] = {}
         self.next_ok: dict[str, float] = {}
         self.alerts: collections.deque[Alert] = collections.deque()
@@ -111,27 +112,35 @@ class LiveClient:
         self.closed: str | None = None
         """Why the hub dropped this client (the connection should close with it)."""
 
+    def follows(self, vehicle_id: str, trip_id: str | None) -> bool:
+        """Followed by vehicle or trip (not only through the area)."""
+        return vehicle_id in self.vehicles or (trip_id is not None and trip_id in self.trips)
+
     def wants(self, p: GpsPoint) -> bool:
+        """Whether the client is sent this fix; notes the vehicles that leave its area."""
         if not self.principal.may_see_point(p.vehicle_id, p.trip_id):
             return False
-        if p.vehicle_id in self.vehicles or (p.trip_id is not None and p.trip_id in self.trips):
-            return True
-        area = self.area
-        if area is None or not area.contains(p.lat, p.lng):
-            if area is not None and p.vehicle_id in self.cell_of:  # it left the viewport
-                self.cells.pop(self.cell_of.pop(p.vehicle_id), None)
-            return False
-        cell = area.cell(p.lat, p.lng)
-        if cell is None:
-            return True
-        holder = self.cells.setdefault(cell, p.vehicle_id)
-        if holder != p.vehicle_id:
-            return False
-        old = self.cell_of.get(p.vehicle_id)
-        if old is not None and old != cell:
-            self.cells.pop(old, None)
-        self.cell_of[p.vehicle_id] = cell
-        return True
+        shown = False
+        if self.area is not None:
+            shown, left = self.area.offer(p.vehicle_id, p.lat, p.lng, p.ts)
+            for vid in left:
+                trip = p.trip_id if vid == p.vehicle_id else self._trip_shown(vid)
+                if not self.follows(vid, trip):
+                    self._left(vid)
+        return shown or self.follows(p.vehicle_id, p.trip_id)
+
+    def _trip_shown(self, vehicle_id: str) -> str | None:
+        waiting = self.pending.get(vehicle_id)
+        if waiting is not None:
+            return waiting.trip_id
+        trip = self.last_sent.get(vehicle_id, {}).get("trip_id")
+        return trip if isinstance(trip, str) else None
+
+    def _left(self, vehicle_id: str) -> None:
+        self.pending.pop(vehicle_id, None)
+        if vehicle_id in self.last_sent:  # the client has a marker to remove
+            self.gone.add(vehicle_id)
+            self.wake.set()
 
 
 class LiveHub:
@@ -156,6 +165,9 @@ class LiveHub:
         self._by_trip: dict[tuple[str, str], set[LiveClient]] = {}
         self._by_area: dict[str, set[LiveClient]] = {}
         self._latest: dict[tuple[str, str], int] = {}
+        """The newest fix time per vehicle offered, so a late point never moves a marker back;
+        pruned of vehicles silent for the location TTL once it doubles."""
+        self._prune_latest_at = LATEST_PRUNE_MIN
         self.loop: asyncio.AbstractEventLoop | None = None
         metrics.watch("websocket_connections", "Live WebSocket clients", lambda: len(self._clients))
         metrics.watch(
@@ -231,19 +243,21 @@ class LiveHub:
             west, south, east, north = request.bbox
             if not (-90 <= south <= north <= 90 and -180 <= west <= 180 and -180 <= east <= 180):
                 raise BadMessage("bad_request", "bbox must be [west, south, east, north] degrees")
-            client.area = Area(west, south, east, north, request.zoom)
-            client.cells.clear()
-            client.cell_of.clear()
+            view = AreaView(Area(west, south, east, north, request.zoom))
+            self._replace_area(client, view)
             self._by_area.setdefault(fleet, set()).add(client)
-            inside = await asyncio.to_thread(
-                self._current.in_area, fleet, west, south, east, north, MAX_AREA_VEHICLES
+            inside = await asyncio.to_thread(self._area_candidates, principal, view.area)
+            shown = []
+            for p in inside[:MAX_AREA_VEHICLES]:
+                visible = principal.may_see_point(p.vehicle_id, p.trip_id)
+                if visible and view.offer(p.vehicle_id, p.lat, p.lng, p.ts)[0]:
+                    shown.append(p)
+            truncated = len(inside) > MAX_AREA_VEHICLES
+            return self._snapshot(
+                "track_area", client, shown, bbox=request.bbox, truncated=truncated
             )
-            shown = [p for p in inside if client.wants(p)]
-            return self._snapshot("track_area", client, shown, bbox=request.bbox)
         if isinstance(request, UntrackArea):
-            client.area = None
-            client.cells.clear()
-            client.cell_of.clear()
+            self._replace_area(client, None)
             _discard(self._by_area, fleet, client)
             return {"type": "untracked_area"}
         if isinstance(request, TrackTrip):
@@ -258,6 +272,36 @@ class LiveHub:
         client.trips.discard(request.trip_id)
         _discard(self._by_trip, (fleet, request.trip_id), client)
         return {"type": "untracked_trip", "trip_id": request.trip_id}
+
+    def _area_candidates(self, principal: Principal, area: Area) -> list[GpsPoint]:
+        """The fresh current locations inside the area, newest first, thinned to one per cell
+        below full detail: the store thins a whole fleet (the newest fix of each cell), the
+        few vehicles of a limited token are read and thinned here, so a vehicle it may not see
+        never takes a cell from one it may."""
+        fresh_after = _now_ms() - self._ttl_ms
+        fleet = principal.fleet_id
+        if principal.vehicles is None and principal.trips is None:
+            return self._current.in_area(
+                fleet, area.west, area.south, area.east, area.north,
+                newer_than_ms=fresh_after, cell_deg=area.cell_deg, limit=MAX_AREA_VEHICLES + 1,
+            )  # fmt: skip
+        if principal.vehicles is not None:
+            found = list(self._current.get_many(fleet, sorted(principal.vehicles)).values())
+        else:
+            found = [
+                p for trip in principal.trips or () for p in self._current.on_trip(fleet, trip)
+            ]
+        inside = [p for p in found if p.ts >= fresh_after and area.contains(p.lat, p.lng)]
+        return sorted(inside, key=lambda p: (-p.ts, p.vehicle_id))
+
+    def _replace_area(self, client: LiveClient, view: AreaView | None) -> None:
+        """A new area (or none) replaces the old one: its snapshot redraws the map, so nothing
+        waiting for the old area's vehicles is sent any more."""
+        client.area = view
+        client.gone.clear()
+        client.pending = {
+            vid: p for vid, p in client.pending.items() if client.follows(vid, p.trip_id)
+        }
 
     def _snapshot(
         self, action: str, client: LiveClient, points: Sequence[GpsPoint], **what: object
@@ -274,7 +318,7 @@ class LiveHub:
         return {"type": "snapshot", "action": action, **what, "vehicles": views}
 
     def _forget(self, client: LiveClient, vid: str) -> None:
-        if vid not in client.vehicles and not client.area and not client.trips:
+        if vid not in client.vehicles and client.area is None and not client.trips:
             client.pending.pop(vid, None)
             client.last_sent.pop(vid, None)
 
@@ -283,6 +327,8 @@ class LiveHub:
         """Offer newly stored points to the clients that watch them (never blocks)."""
         if not self._clients:
             return
+        if len(self._latest) >= self._prune_latest_at:
+            self._prune_latest()
         latest = self._latest
         areas = self._by_area.get(fleet)
         for p in points:
@@ -300,7 +346,14 @@ class LiveHub:
                     if p.vehicle_id in client.pending:
                         self._metrics.live_coalesced.inc()
                     client.pending[p.vehicle_id] = p
+                    client.gone.discard(p.vehicle_id)
                     client.wake.set()
+
+    def _prune_latest(self) -> None:
+        """Forget vehicles silent for the location TTL (their markers are gone anyway)."""
+        fresh_after = _now_ms() - self._ttl_ms
+        self._latest = {k: ts for k, ts in self._latest.items() if ts >= fresh_after}
+        self._prune_latest_at = max(LATEST_PRUNE_MIN, 2 * len(self._latest))
 
     def publish_alerts(self, alerts: Sequence[Alert]) -> None:
         """Offer new alerts to the clients watching their vehicle, trip or area."""
@@ -311,7 +364,8 @@ class LiveHub:
                 targets.update(self._by_trip.get((fleet, alert.trip_id), ()))
             if alert.lat is not None and alert.lng is not None:
                 for client in self._by_area.get(fleet, ()):
-                    if client.area is not None and client.area.contains(alert.lat, alert.lng):
+                    area = client.area
+                    if area is not None and area.area.contains(alert.lat, alert.lng):
                         targets.add(client)
             for client in targets:
                 if not client.principal.may_see_point(alert.vehicle_id, alert.trip_id):
@@ -352,13 +406,14 @@ class LiveHub:
             client.wake.clear()
             if client.closed is not None:
                 break
-            messages = list(client.replies)
+            messages: list[tuple[bytes, list[int]]] = [(r, []) for r in client.replies]
             client.replies.clear()
             messages += self._updates(client)
             while client.alerts:
                 alert = client.alerts.popleft()
-                messages.append(_encode({"type": "alert", "alert": client.alert_out(alert)}))
-            for message in messages:
+                body = {"type": "alert", "alert": client.alert_out(alert)}
+                messages.append((_encode(body), []))
+            for message, received_at in messages:
                 try:
                     await asyncio.wait_for(
                         client.send(message.decode()), timeout=self._send_timeout_s
@@ -367,10 +422,23 @@ class LiveHub:
                     self._drop(client, "too slow: messages could not be sent")
                     break
                 self._metrics.live_sent.inc()
+                if received_at:  # from the point's arrival to its hand-over to the socket
+                    now_ms = _now_ms()
+                    for at in received_at:
+                        self._metrics.tracking_latency.observe(max(0.0, (now_ms - at) / 1000))
 
-    def _updates(self, client: LiveClient) -> list[bytes]:
+    def _updates(self, client: LiveClient) -> list[tuple[bytes, list[int]]]:
+        """The waiting `location_update` (what may go under the rate limit) and `left_area`,
+        each with the arrival times of the points it carries."""
+        messages: list[tuple[bytes, list[int]]] = []
+        if client.gone:
+            gone = sorted(client.gone)
+            client.gone.clear()
+            for vid in gone:  # a vehicle coming back is sent in full
+                client.last_sent.pop(vid, None)
+            messages.append((_encode({"type": "left_area", "vehicle_ids": gone}), []))
         if not client.pending:
-            return []
+            return messages
         now = time.monotonic()
         ready, later = [], []
         for vid, p in client.pending.items():
@@ -381,16 +449,15 @@ class LiveHub:
             self.loop.call_later(max(wait, 0.001), client.wake.set)
         client.pending = dict(later)
         if not ready:
-            return []
-        now_ms = _now_ms()
+            return messages
         updates = []
         for vid, p in ready:
             view = view_of(p)
             updates.append(delta(client.last_sent.get(vid), view))
             client.last_sent[vid] = view
             client.next_ok[vid] = now + self._min_interval_s
-            self._metrics.tracking_latency.observe(max(0.0, (now_ms - p.received_at) / 1000))
-        return [_encode({"type": "location_update", "updates": updates})]
+        body = _encode({"type": "location_update", "updates": updates})
+        return [*messages, (body, [p.received_at for _, p in ready])]
 
     def _drop(self, client: LiveClient, reason: str) -> None:
         log.info("dropping a live client of %s: %s", client.principal.fleet_id, reason)

@@ -176,13 +176,26 @@ class SqliteCurrentLocations:
         return {r[1]: point_from_row(r) for r in rows}  # type: ignore[misc]
 
     def in_area(
-        self, fleet_id: str, west: float, south: float, east: float, north: float, limit: int
-    ) -> list[GpsPoint]:
+        self, fleet_id: str, west: float, south: float, east: float, north: float, *,
+        newer_than_ms: int, cell_deg: float | None, limit: int,
+    ) -> list[GpsPoint]:  # fmt: skip
         lng = "p.lng BETWEEN ? AND ?" if west <= east else "(p.lng >= ? OR p.lng <= ?)"
+        where = f"v.fleet_id = ? AND p.ts >= ? AND p.lat BETWEEN ? AND ? AND {lng}"
+        args: list[object] = [fleet_id, newer_than_ms, south, north, west, east]
+        if cell_deg is None:
+            sql = f"SELECT {POINT_SELECT} FROM current_location AS p {POINT_JOINS} WHERE {where}"
+        else:  # the newest of each cell; the cell as domain.live.Area.cell computes it
+            sql = (
+                f"WITH ranked AS (SELECT p.vkey, row_number() OVER (PARTITION BY "
+                f"CAST((p.lng + 180.0) / ? AS INTEGER), CAST((p.lat + 90.0) / ? AS INTEGER) "
+                f"ORDER BY p.ts DESC, p.vkey) AS n FROM current_location AS p "
+                f"JOIN vehicles AS v ON v.vkey = p.vkey WHERE {where}) "
+                f"SELECT {POINT_SELECT} FROM ranked JOIN current_location AS p "
+                f"ON p.vkey = ranked.vkey {POINT_JOINS} WHERE ranked.n = 1"
+            )
+            args = [cell_deg, cell_deg, *args]
         rows = self._reads.get().execute(
-            f"SELECT {POINT_SELECT} FROM current_location AS p {POINT_JOINS} "
-            f"WHERE v.fleet_id = ? AND p.lat BETWEEN ? AND ? AND {lng} LIMIT ?",
-            [fleet_id, south, north, west, east, limit],
+            sql + " ORDER BY p.ts DESC, p.vkey LIMIT ?", [*args, limit]
         )
         return [point_from_row(r) for r in rows.fetchall()]
 
