@@ -102,7 +102,33 @@ def test_off_route_back_and_wrong_way_raise_one_alert_each(
     assert route_alerts(c, trip_id) == expected
     after = metric(admin_metrics.get("/metrics").text, "route_deviation_incidents_total")
     assert after == before + 1
-    assert 0 <= metric(admin_metrics.get("/metrics").text, "route_deviation_share") <= 1
+
+
+def test_the_deviating_share_is_of_the_active_trips_on_a_route(tmp_path: Path) -> None:
+    """Own server: the share is over every fleet's active trips."""
+    server = Server(tmp_path / "data").start()
+    try:
+        token = create_token(server.data_dir, "share", "admin")
+        t0 = now_ms() - 7_200_000
+        with server.client(token) as c:
+            on, off = (start_trip(c, name, t0, arrival=t0 + 3_600_000) for name in ("on", "off"))
+            # GIVEN two active trips on a planned route: one keeps to it, one leaves it
+            post_ok(c, *Drive("RV-on", t0).go(90, 62).fixes)
+            post_ok(c, *Drive("RV-off", t0).go(90, 20).go(0, 42).fixes)
+            assert wait_for(lambda: route_alerts(c, off) == ["route_deviation"])
+            assert route_alerts(c, on) == []
+
+            def share() -> float:
+                return metric(c.get("/metrics").text, "route_deviation_share")
+
+            # THEN half of them deviate
+            assert wait_for(lambda: share() == 0.5, what="a share of 0.5")
+            # AND once the deviating trip is cancelled, none do
+            r = c.patch(f"/trips/{off}", json={"status": "cancelled"})
+            assert r.status_code == 200
+            assert wait_for(lambda: share() == 0.0, what="a share of 0")
+    finally:
+        server.stop()
 
 
 @pytest.fixture
