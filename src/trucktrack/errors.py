@@ -77,6 +77,12 @@ class NotifierNotConfigured(TrucktrackError):
     code = "notifier_not_configured"
 
 
+class NotifierFailed(TrucktrackError):
+    """The OTP gateway did not take the code (down, refused, timed out): try again later."""
+
+    code = "notifier_failed"
+
+
 class TooManyAttempts(TrucktrackError):
     """Locked after too many wrong codes (or too many codes sent)."""
 

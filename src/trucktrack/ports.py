@@ -339,7 +339,9 @@ class Router(Protocol):
 class PodStore(Protocol):
     """Proof-of-delivery records (files live in the ObjectStore), OTPs and policies."""
 
-    async def add(self, record: PodRecord) -> None: ...
+    async def add(self, record: PodRecord, verified: OtpChallenge | None = None) -> None:
+        """Store the record (and, in the same transaction, the challenge an OTP verified)."""
+        ...
 
     def for_trip(self, fleet_id: str, trip_id: str) -> list[PodRecord]: ...
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok
+from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok, wait_for
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
@@ -27,12 +27,23 @@ PLACE = {"lat": 18.5204, "lng": 73.8567}
 
 
 class Gateway(http.server.BaseHTTPRequestHandler):
-    """The fleet's SMS gateway: remembers every OTP it is handed."""
+    """The fleet's SMS gateway: remembers every OTP it is handed. For the trips in `failing` it
+    answers 500; for those in `before_answering` it first runs that function on the message."""
 
     sent: ClassVar[list[dict[str, Any]]] = []
+    failing: ClassVar[set[str]] = set()
+    before_answering: ClassVar[dict[str, Callable[[dict[str, Any]], None]]] = {}
 
     def do_POST(self) -> None:
-        Gateway.sent.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if message["trip_id"] in Gateway.failing:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        Gateway.sent.append(message)
+        if message["trip_id"] in Gateway.before_answering:
+            Gateway.before_answering[message["trip_id"]](message)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -281,18 +292,184 @@ def test_proof_of_delivery_stays_in_its_fleet(server: Server, c: httpx.Client, u
                                                                    ["photo"]]  # fmt: skip
         assert v.get(f"/trips/{trip_id}/pod").status_code == 200
         assert_error(upload(v, trip_id, "photo", JPEG), 403, "forbidden")
-        assert upload(d, trip_id, "photo", JPEG).status_code == 201
+        assert upload(d, trip_id, "photo", WEBP).status_code == 201
         assert_error(anon.get(f"/trips/{trip_id}/pod"), 401, "unauthenticated")
         assert_error(upload(anon, trip_id, "photo", JPEG), 401, "unauthenticated")
     assert len(c.get(f"/trips/{trip_id}/pod").json()["captures"]) == 2
 
 
-def test_without_a_gateway_an_otp_cannot_be_sent(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data").start()
+def test_after_verification_a_wrong_code_is_refused_and_the_right_one_is_a_retry(
+    c: httpx.Client, uid: str
+) -> None:
+    trip_id = start_trip(c, uid)
+    assert c.post("/delivery/otp", json={"trip_id": trip_id}).status_code == 202
+    code = codes_for(trip_id)[-1]
+    first = upload(c, trip_id, "otp", None, code=code)
+    assert first.status_code == 201 and first.json()["repeated"] is False
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(6):  # not counted once verified: it never locks
+        r = upload(c, trip_id, "otp", None, code=wrong)
+        assert "wrong code" in assert_error(r, 422, "unprocessable")["message"]
+    again = upload(c, trip_id, "otp", None, code=code)
+    assert again.status_code == 200 and again.json() == {**first.json(), "repeated": True}
+    listed = c.get(f"/trips/{trip_id}/pod").json()
+    assert [x["pod_id"] for x in listed["captures"]] == [first.json()["pod_id"]]
+    assert listed["otp"]["state"] == "verified"
+    assert_error(c.post("/delivery/otp", json={"trip_id": trip_id}), 409, "conflict")
+
+
+def test_the_code_is_stored_before_it_is_sent(server: Server, c: httpx.Client, uid: str) -> None:
+    # GIVEN a consignee who types the code in before the gateway has even answered
+    trip_id = start_trip(c, uid)
+    token = c.headers["Authorization"].removeprefix("Bearer ")
+    answers: list[int] = []
+
+    def consignee_is_quick(message: dict[str, Any]) -> None:
+        with server.client(token) as driver:
+            answers.append(upload(driver, trip_id, "otp", None, code=message["code"]).status_code)
+
+    Gateway.before_answering[trip_id] = consignee_is_quick
+    # WHEN the code is sent THEN the server already knows it
+    assert c.post("/delivery/otp", json={"trip_id": trip_id}).status_code == 202
+    assert answers == [201]
+    otp = c.get(f"/trips/{trip_id}/pod").json()["otp"]
+    assert otp["state"] == "verified" and otp["sends"] == 1 and otp["error"] is None
+
+
+def test_a_code_the_gateway_refused_shows_where_the_dispatcher_looks(
+    c: httpx.Client, uid: str
+) -> None:
+    trip_id = start_trip(c, uid)
+    Gateway.failing.add(trip_id)
+    for name in ("reached_pickup", "loading_started", "loading_completed", "in_transit",
+                 "reached_delivery"):  # fmt: skip
+        r = c.post("/delivery/milestone", json={"trip_id": trip_id, "milestone": name,
+                                                "override": True})  # fmt: skip
+        assert r.status_code == 201, r.text
+
+    def otp() -> dict[str, Any]:
+        state: dict[str, Any] = c.get(f"/trips/{trip_id}/pod").json()["otp"]
+        return state
+
+    refused = wait_for(lambda: otp()["state"] == "not_sent" and otp(), what="not_sent")
+    assert refused["sends"] == 0 and "answered 500" in refused["error"]
+    r = c.post("/delivery/otp", json={"trip_id": trip_id})
+    assert "answered 500" in assert_error(r, 502, "notifier_failed")["message"]
+    assert codes_for(trip_id) == []
+    # The gateway is back: a new code goes out and the listing says so.
+    Gateway.failing.discard(trip_id)
+    r = c.post("/delivery/otp", json={"trip_id": trip_id})
+    assert r.status_code == 202 and r.json()["sends"] == 1
+    assert len(codes_for(trip_id)) == 1
+    sent = otp()
+    assert sent["state"] == "sent" and sent["error"] is None and sent["attempts_left"] == 5
+    assert sent["sends"] == 1 and sent["expires_at"] == r.json()["expires_at"]
+
+
+@pytest.mark.parametrize("field", ["type", "trip_id", "signer_name", "file"])
+def test_a_field_given_twice_is_refused(
+    server: Server, c: httpx.Client, uid: str, field: str
+) -> None:
+    trip_id, other = start_trip(c, uid), start_trip(c, uid, "D")
+    form: dict[str, Any] = {"trip_id": trip_id, "type": "signature", "signer_name": "Asha"}
+    files = [("file", ("a.png", PNG, "image/png"))]
+    if field == "file":
+        files.append(("file", ("b.jpg", JPEG, "image/jpeg")))
+    else:
+        second = {"type": "photo", "trip_id": other, "signer_name": "Ravi"}[field]
+        form[field] = [form[field], second]
+    error = assert_error(c.post("/delivery/pod", data=form, files=files), 400, "bad_request")
+    assert f"{field} given more than once" in error["message"]
+    for trip in (trip_id, other):
+        assert c.get(f"/trips/{trip}/pod").json()["captures"] == []
+    assert not (server.data_dir / "objects" / f"pod-{uid}" / "pod").exists()
+
+
+def test_a_retried_upload_returns_the_stored_capture(
+    server: Server, c: httpx.Client, uid: str
+) -> None:
+    trip_id = start_trip(c, uid)
+    first = upload(c, trip_id, "photo", JPEG, name="door.jpg", **PLACE)
+    assert first.status_code == 201 and first.json()["repeated"] is False
+    # The phone lost the reply and sends it again (its own name for the file this time).
+    again = upload(c, trip_id, "photo", JPEG, name="door (1).jpg")
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    same = {"pod_id", "sha256", "file_name", "uploaded_at", "lat", "lng"}
+    assert {k: again.json()[k] for k in same} == {k: first.json()[k] for k in same}
+    # The same bytes as another type, or on another trip, are captures of their own.
+    assert upload(c, trip_id, "document", JPEG).status_code == 201
+    other = start_trip(c, uid, "R")
+    assert upload(c, other, "photo", JPEG).status_code == 201
+    listed = c.get(f"/trips/{trip_id}/pod").json()["captures"]
+    assert [x["type"] for x in listed] == ["photo", "document"]
+    folder = server.data_dir / "objects" / f"pod-{uid}" / "pod" / trip_id / "photo"
+    assert [p.name for p in folder.iterdir()] == [f"{first.json()['pod_id']}.jpg"]
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(
+    server: Server, c: httpx.Client, uid: str
+) -> None:
+    # The headers alone: were the body awaited, no reply would come before the timeout.
+    trip_id = start_trip(c, uid)
+    head = (
+        "POST /delivery/pod HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {c.headers['Authorization']}\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 5000000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(head.encode())
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413 "), reply
+    assert b"payload_too_large" in reply and b"over 50000 bytes" in reply
+    assert c.get(f"/trips/{trip_id}/pod").json()["captures"] == []
+
+
+def test_a_signed_link_opens_only_its_own_capture(
+    server: Server, c: httpx.Client, uid: str
+) -> None:
+    trip_id, other = start_trip(c, uid), start_trip(c, uid, "S")
+    mine = upload(c, trip_id, "photo", JPEG).json()
+    other_trip = upload(c, other, "photo", PNG).json()
+    with server.client(create_token(server.data_dir, f"far-{uid}", "admin")) as s:
+        far = upload(s, start_trip(s, uid, "F"), "photo", WEBP).json()
+    with httpx.Client(base_url=server.url) as anonymous:
+        assert anonymous.get(mine["download"]).content == JPEG
+        for pod_id in (other_trip["pod_id"], far["pod_id"]):
+            swapped = mine["download"].replace(mine["pod_id"], pod_id)
+            assert swapped != mine["download"]
+            assert_error(anonymous.get(swapped), 403, "forbidden")
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the default settings: 10 MB files, no OTP gateway."""
+    srv = Server(tmp_path_factory.mktemp("pod-plain") / "data").start()
     try:
-        with server.client(create_token(server.data_dir, "nogw", "admin")) as c:
-            trip_id = start_trip(c, "nogw")
-            r = c.post("/delivery/otp", json={"trip_id": trip_id})
-            assert_error(r, 503, "notifier_not_configured")
+        yield srv
     finally:
-        server.stop()
+        srv.stop()
+
+
+def test_the_default_file_limit_is_10_mb(plain: Server, uid: str) -> None:
+    with plain.client(create_token(plain.data_dir, f"plain-{uid}", "admin")) as c:
+        trip_id = start_trip(c, uid)
+        at_limit = JPEG + bytes(10_000_000 - len(JPEG))
+        r = upload(c, trip_id, "photo", at_limit + b"\0")
+        assert "over 10000000 bytes" in assert_error(r, 413, "payload_too_large")["message"]
+        r = upload(c, trip_id, "photo", at_limit)
+        assert r.status_code == 201 and r.json()["size"] == 10_000_000
+        assert upload(c, trip_id, "document", at_limit[:-1]).status_code == 201
+
+
+def test_without_a_gateway_an_otp_cannot_be_sent_and_the_listing_says_so(
+    plain: Server, uid: str
+) -> None:
+    with plain.client(create_token(plain.data_dir, f"nogw-{uid}", "admin")) as c:
+        trip_id = start_trip(c, uid)
+        r = c.post("/delivery/otp", json={"trip_id": trip_id})
+        assert (
+            "TRUCKTRACK_OTP_WEBHOOK_URL"
+            in assert_error(r, 503, "notifier_not_configured")["message"]
+        )
+        otp = c.get(f"/trips/{trip_id}/pod").json()["otp"]
+        assert otp["state"] == "unavailable" and "TRUCKTRACK_OTP_WEBHOOK_URL" in otp["error"]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from trucktrack.domain.pod import (
     MediaKind,
     OtpChallenge,
     OtpOutcome,
+    OtpState,
     PodPolicy,
     PodType,
+    capture_id,
     check_otp,
     missing,
     otp_digest,
+    otp_state,
     sniff,
 )
 
@@ -46,7 +50,11 @@ def challenge() -> OtpChallenge:
 def test_the_right_code_in_time_verifies_once() -> None:
     outcome, after = check_otp(challenge(), "042917", 999, max_attempts=5)
     assert outcome is OtpOutcome.VERIFIED and after.verified_at == 999
-    assert check_otp(after, "000000", 5000, 5)[0] is OtpOutcome.VERIFIED  # already done
+    # Afterwards the challenge is settled: the right code again is a retry, even late; any
+    # other code is wrong, and neither changes it (no attempt counted, no lock).
+    assert check_otp(after, "042917", 5000, 5) == (OtpOutcome.VERIFIED, after)
+    for _ in range(6):
+        assert check_otp(after, "000000", 5000, 5) == (OtpOutcome.WRONG, after)
 
 
 def test_wrong_codes_count_and_lock() -> None:
@@ -62,6 +70,29 @@ def test_wrong_codes_count_and_lock() -> None:
 def test_an_expired_code_is_refused_without_counting() -> None:
     outcome, after = check_otp(challenge(), "042917", 1001, max_attempts=5)
     assert outcome is OtpOutcome.EXPIRED and after.attempts == 0
+
+
+def test_the_state_a_dispatcher_sees() -> None:
+    ch = challenge()
+    assert otp_state(None, 0, 5, configured=True) is OtpState.NONE
+    assert otp_state(None, 0, 5, configured=False) is OtpState.UNAVAILABLE
+    assert otp_state(ch, 10, 5, True) is OtpState.SENT
+    unsent = msgspec.structs.replace(ch, sent=False, send_error="the gateway answered 500")
+    assert otp_state(unsent, 10, 5, True) is OtpState.NOT_SENT
+    assert otp_state(ch, 1001, 5, True) is OtpState.EXPIRED
+    assert otp_state(msgspec.structs.replace(ch, attempts=5), 10, 5, True) is OtpState.LOCKED
+    verified = check_otp(ch, "042917", 10, 5)[1]
+    assert otp_state(verified, 10**9, 5, False) is OtpState.VERIFIED  # done, gateway or not
+
+
+def test_a_retried_upload_has_the_same_id() -> None:
+    first = capture_id("f", "t", PodType.PHOTO, "ab" * 32)
+    assert first == capture_id("f", "t", PodType.PHOTO, "ab" * 32)
+    others = {capture_id("g", "t", PodType.PHOTO, "ab" * 32),
+              capture_id("f", "u", PodType.PHOTO, "ab" * 32),
+              capture_id("f", "t", PodType.DOCUMENT, "ab" * 32),
+              capture_id("f", "t", PodType.PHOTO, "cd" * 32)}  # fmt: skip
+    assert first not in others and len(others) == 4
 
 
 def test_the_default_policy_wants_otp_or_signature_and_a_photo() -> None:

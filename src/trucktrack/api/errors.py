@@ -26,6 +26,7 @@ STATUS = {
     errors.Unroutable: 422,
     errors.RoutingNotConfigured: 503,
     errors.NotifierNotConfigured: 503,
+    errors.NotifierFailed: 502,
     errors.TooManyAttempts: 429,
 }
 HTTP_CODES = {

@@ -16,11 +16,19 @@ from litestar.params import Parameter
 from trucktrack.api.trips import TripId
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal
-from trucktrack.domain.pod import EXTENSION, MediaKind, OtpOutcome, PodPolicy, PodRecord, PodType
+from trucktrack.domain.pod import (
+    EXTENSION,
+    MediaKind,
+    OtpOutcome,
+    OtpState,
+    PodPolicy,
+    PodRecord,
+    PodType,
+)
 from trucktrack.domain.timefmt import BadTimestamp, format_ms, parse_timestamp
 from trucktrack.errors import BadRequest, PayloadTooLarge, TooManyAttempts, Unprocessable
 from trucktrack.services.ingest import wall_clock_ms
-from trucktrack.services.pod import Capture, OtpRejected
+from trucktrack.services.pod import Capture, OtpRejected, OtpStatus
 
 ID = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9_.:-]{1,128}")
 TEXT_FIELDS = {"trip_id", "type", "captured_at", "lat", "lng", "weight_kg", "ticket_number",
@@ -52,11 +60,27 @@ class PodOut(msgspec.Struct):
     """A signed link to the file, valid for a limited time (no token needed)."""
 
 
+class PodCapturedOut(PodOut):
+    repeated: bool
+    """True when this was a retry of a capture already stored (200): nothing new was kept."""
+
+
+class OtpStatusOut(msgspec.Struct):
+    state: OtpState
+    """none, unavailable (no gateway), not_sent (the gateway refused the last code: send a
+    new one), sent, expired, locked or verified."""
+    sends: int
+    expires_at: str | None
+    attempts_left: int | None
+    error: str | None
+
+
 class PodListOut(msgspec.Struct):
     trip_id: str
     captures: list[PodOut]
     missing: list[str]
     """What the fleet's POD policy still needs before trip_completed."""
+    otp: OtpStatusOut
 
 
 class OtpIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,6 +106,11 @@ def pod_out(services: Services, r: PodRecord) -> PodOut:
         r.lng, r.file_name, r.weight_kg, r.ticket_number, r.signer_name, r.note,
         services.pod.link(r, wall_clock_ms()),
     )  # fmt: skip
+
+
+def otp_status_out(o: OtpStatus) -> OtpStatusOut:
+    expires = None if o.expires_at is None else format_ms(o.expires_at)
+    return OtpStatusOut(o.state, o.sends, expires, o.attempts_left, o.error)
 
 
 def _text(form: Any, name: str, longest: int = 200) -> str | None:
@@ -118,6 +147,9 @@ async def _capture(request: Request[Any, Any, Any], max_bytes: int) -> tuple[str
     unknown = sorted(set(form) - TEXT_FIELDS - {"file"})
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(unknown)}")
+    repeated = sorted(name for name in set(form) if len(form.getall(name)) > 1)
+    if repeated:
+        raise BadRequest(f"each field at most once: {', '.join(repeated)} given more than once")
     trip_id = _text(form, "trip_id")
     if trip_id is None or not ID.fullmatch(trip_id):
         raise BadRequest("trip_id is required: 1-128 letters, digits or _ - . :")
@@ -166,20 +198,22 @@ async def _capture(request: Request[Any, Any, Any], max_bytes: int) -> tuple[str
     "otp), `file` (JPEG, PNG or WebP images, PDF for receipts and documents, or a signature's "
     "strokes as JSON; judged by content), `captured_at`, `lat`, `lng`, `note`; `weight_kg` "
     "and `ticket_number` for a weight receipt, `signer_name` for a signature, `code` for an "
-    "OTP. Files over the limit (10 MB by default) are 413.",
+    "OTP; each at most once. Files over the limit (10 MB by default) are 413. A retry of a "
+    "capture already stored (same trip, type and file; the right OTP again) is 200 with "
+    "`repeated: true` and the stored record.",
     tags=["delivery"],
     request_max_body_size=MAX_UPLOAD_BODY,
 )
 async def capture_pod(
     request: Request[Any, Any, Any], services: Services, principal: Principal
-) -> PodOut:
+) -> Response[PodCapturedOut]:
     max_bytes = services.pod.max_bytes
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes + FORM_OVERHEAD:
         raise PayloadTooLarge(f"the upload is over {max_bytes} bytes")
     trip_id, capture = await _capture(request, max_bytes)
     try:
-        record = await services.pod.capture(principal, trip_id, capture)
+        captured = await services.pod.capture(principal, trip_id, capture)
     except OtpRejected as exc:
         if exc.outcome is OtpOutcome.LOCKED:
             raise TooManyAttempts(
@@ -187,16 +221,20 @@ async def capture_pod(
             ) from None
         message = "the code has expired" if exc.outcome is OtpOutcome.EXPIRED else "wrong code"
         raise Unprocessable(message, [{"attempts_left": exc.attempts_left}]) from None
-    return pod_out(services, record)
+    out = pod_out(services, captured.record)
+    return Response(
+        PodCapturedOut(**msgspec.structs.asdict(out), repeated=captured.repeated),
+        status_code=200 if captured.repeated else 201,
+    )
 
 
 @get("/trips/{trip_id:str}/pod", summary="A trip's proof of delivery", tags=["delivery"])
 async def list_pod(trip_id: TripId, services: Services, principal: Principal) -> PodListOut:
-    records = services.pod.list(principal, trip_id)
-    trip = services.trips.get(principal, trip_id)
+    seen = services.pod.overview(principal, trip_id, wall_clock_ms())
     return PodListOut(
-        trip_id, [pod_out(services, r) for r in records], services.pod.missing_for(trip)
-    )
+        seen.trip.trip_id, [pod_out(services, r) for r in seen.captures], seen.missing,
+        otp_status_out(seen.otp),
+    )  # fmt: skip
 
 
 @get(

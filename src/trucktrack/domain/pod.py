@@ -109,6 +109,13 @@ class PodRecord(msgspec.Struct, frozen=True):
     note: str | None = None
 
 
+def capture_id(fleet_id: str, trip_id: str, kind: PodType, sha256: str) -> str:
+    """A file capture's id, from what makes it the same capture: a retried upload (same trip,
+    type and content) gets the same id, so it is recognised and its file key is the same."""
+    seed = f"{fleet_id}\n{trip_id}\n{kind.value}\n{sha256}".encode()
+    return "pod_" + hashlib.sha256(seed).hexdigest()[:32]
+
+
 # --- OTP ----------------------------------------------------------------------------------------
 
 OTP_DIGITS = 6
@@ -126,8 +133,13 @@ class OtpChallenge(msgspec.Struct, frozen=True):
     expires_at: int
     attempts: int = 0
     sends: int = 1
-    """Codes sent for this trip so far (each new one replaces the last)."""
+    """Codes handed to the gateway for this trip so far (each new one replaces the last)."""
     verified_at: int | None = None
+    sent: bool = True
+    """False from when the code is stored until the gateway took it (stored first, so a code
+    the consignee reads out is always known), and for good when the gateway refused it."""
+    send_error: str | None = None
+    """Why the gateway did not take this code."""
 
 
 class OtpOutcome(StrEnum):
@@ -144,9 +156,13 @@ def otp_digest(code: str, salt: bytes) -> bytes:
 def check_otp(
     challenge: OtpChallenge, code: str, now_ms: int, max_attempts: int
 ) -> tuple[OtpOutcome, OtpChallenge]:
-    """The outcome of one attempt and the challenge after it (attempts counted, verified)."""
+    """The outcome of one attempt and the challenge after it (attempts counted, verified).
+
+    Once verified the challenge no longer changes: the right code again is VERIFIED (a retry),
+    any other is WRONG without counting (nothing is left to guess for)."""
     if challenge.verified_at is not None:
-        return OtpOutcome.VERIFIED, challenge
+        right = hmac.compare_digest(otp_digest(code, challenge.salt), challenge.digest)
+        return (OtpOutcome.VERIFIED if right else OtpOutcome.WRONG), challenge
     if challenge.attempts >= max_attempts:
         return OtpOutcome.LOCKED, challenge
     if now_ms > challenge.expires_at:
@@ -156,6 +172,38 @@ def check_otp(
         return OtpOutcome.VERIFIED, msgspec.structs.replace(challenge, verified_at=now_ms)
     after = msgspec.structs.replace(challenge, attempts=challenge.attempts + 1)
     return (OtpOutcome.LOCKED if after.attempts >= max_attempts else OtpOutcome.WRONG), after
+
+
+class OtpState(StrEnum):
+    """Where a trip's delivery OTP stands, as a dispatcher needs to know it."""
+
+    NONE = "none"
+    """No code was made yet."""
+    UNAVAILABLE = "unavailable"
+    """No gateway is configured: no code can be sent (a signature must do)."""
+    NOT_SENT = "not_sent"
+    """The last code never reached the gateway: send a new one."""
+    SENT = "sent"
+    """The consignee has a valid code."""
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    VERIFIED = "verified"
+
+
+def otp_state(
+    challenge: OtpChallenge | None, now_ms: int, max_attempts: int, configured: bool
+) -> OtpState:
+    if challenge is not None and challenge.verified_at is not None:
+        return OtpState.VERIFIED
+    if not configured:
+        return OtpState.UNAVAILABLE
+    if challenge is None:
+        return OtpState.NONE
+    if challenge.attempts >= max_attempts:
+        return OtpState.LOCKED
+    if now_ms > challenge.expires_at:
+        return OtpState.EXPIRED
+    return OtpState.SENT if challenge.sent else OtpState.NOT_SENT
 
 
 # --- policy ---------------------------------------------------------------------------------------

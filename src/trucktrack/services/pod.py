@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import weakref
 from collections.abc import Mapping
 
 import msgspec
@@ -25,12 +26,15 @@ from trucktrack.domain.pod import (
     MediaKind,
     OtpChallenge,
     OtpOutcome,
+    OtpState,
     PodPolicy,
     PodRecord,
     PodType,
+    capture_id,
     check_otp,
     missing,
     otp_digest,
+    otp_state,
     sniff,
     strokes_problem,
 )
@@ -40,6 +44,7 @@ from trucktrack.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    NotifierFailed,
     NotifierNotConfigured,
     PayloadTooLarge,
     TooManyAttempts,
@@ -52,6 +57,7 @@ from trucktrack.services.trips import TripService
 log = logging.getLogger(__name__)
 
 CAPTURERS = frozenset({Role.ADMIN, Role.DISPATCHER, Role.DEVICE})
+NO_GATEWAY = "no OTP gateway is configured (TRUCKTRACK_OTP_WEBHOOK_URL): no code can be sent"
 
 
 class Capture(msgspec.Struct, frozen=True):
@@ -68,6 +74,31 @@ class Capture(msgspec.Struct, frozen=True):
     signer_name: str | None = None
     note: str | None = None
     code: str | None = None
+
+
+class Captured(msgspec.Struct, frozen=True):
+    record: PodRecord
+    repeated: bool = False
+    """A retry of a capture already stored (same trip, type and file, or the OTP again): the
+    stored record, nothing new."""
+
+
+class OtpStatus(msgspec.Struct, frozen=True):
+    """Where the trip's OTP stands, for the dispatcher's view of its proof of delivery."""
+
+    state: OtpState
+    sends: int = 0
+    expires_at: int | None = None
+    attempts_left: int | None = None
+    error: str | None = None
+    """Why no code reached the consignee (no gateway, or the gateway refused the last one)."""
+
+
+class PodOverview(msgspec.Struct, frozen=True):
+    trip: Trip
+    captures: list[PodRecord]
+    missing: list[str]
+    otp: OtpStatus
 
 
 class OtpRejected(Exception):
@@ -104,34 +135,42 @@ class PodService:
         self._otp_ttl_ms = int(otp_ttl_s * 1000)
         self._otp_attempts = otp_attempts
         self._otp_sends = otp_sends
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        """One lock per trip while someone holds or waits for it (then it goes)."""
 
     # --- captures ---------------------------------------------------------------------------
-    async def capture(self, principal: Principal, trip_id: str, capture: Capture) -> PodRecord:
+    async def capture(self, principal: Principal, trip_id: str, capture: Capture) -> Captured:
+        """Store a capture; a retry of one already stored returns that one (`repeated`).
+
+        The file is written before its row: a crash between the two leaves a file no record
+        points to (never listed nor linked); the client had no 201, retries, and the retry's
+        key is the same (ids come from the content), so the file is rewritten, not doubled."""
         trip = self._writable_trip(principal, trip_id)
         now = wall_clock_ms()
-        pod_id = "pod_" + secrets.token_hex(8)
         fields = {
             "captured_at": capture.captured_at, "lat": capture.lat, "lng": capture.lng,
             "note": capture.note,
         }  # fmt: skip
         if capture.type is PodType.OTP:
-            await self._verify_otp(trip, capture.code or "")
-            record = PodRecord(pod_id, trip.fleet_id, trip.trip_id, PodType.OTP, now,
-                               principal.token_id, **fields)  # fmt: skip
-            await self._store.add(record)
-            return record
-        record = self._checked_file(trip, capture, pod_id, now, principal, fields)
+            return await self._verify_otp(trip, capture.code or "", now, principal, fields)
+        record = self._checked_file(trip, capture, now, principal, fields)
         assert record.key is not None
-        await asyncio.to_thread(self._objects.put, trip.fleet_id, record.key, capture.data)
-        await self._store.add(record)
-        return record
+        async with self._lock(trip):
+            stored = self._store.get(record.pod_id)
+            if stored is not None and (stored.fleet_id, stored.trip_id) == (
+                trip.fleet_id, trip.trip_id,
+            ):  # fmt: skip
+                return Captured(stored, repeated=True)
+            await asyncio.to_thread(self._objects.put, trip.fleet_id, record.key, capture.data)
+            await self._store.add(record)
+        return Captured(record)
 
     def _checked_file(
         self,
         trip: Trip,
         capture: Capture,
-        pod_id: str,
         now: int,
         principal: Principal,
         fields: Mapping[str, object],
@@ -156,18 +195,35 @@ class PodService:
             raise BadRequest("a weight receipt needs weight_kg")
         if capture.type is PodType.SIGNATURE and not capture.signer_name:
             raise BadRequest("a signature needs signer_name")
+        sha256 = hashlib.sha256(data).hexdigest()
+        pod_id = capture_id(trip.fleet_id, trip.trip_id, capture.type, sha256)
         key = f"pod/{trip.trip_id}/{capture.type.value}/{pod_id}.{EXTENSION[kind]}"
         return PodRecord(
             pod_id, trip.fleet_id, trip.trip_id, capture.type, now, principal.token_id,
-            key=key, media_type=kind.value, size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), file_name=capture.file_name,
+            key=key, media_type=kind.value, size=len(data), sha256=sha256,
+            file_name=capture.file_name,
             weight_kg=capture.weight_kg, ticket_number=capture.ticket_number,
             signer_name=capture.signer_name, **fields,  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def list(self, principal: Principal, trip_id: str) -> list[PodRecord]:
+    def overview(self, principal: Principal, trip_id: str, now_ms: int) -> PodOverview:
+        """The trip's captures, what its policy still needs and where its OTP stands."""
         trip = self._trips.get(principal, trip_id)
-        return self._store.for_trip(trip.fleet_id, trip.trip_id)
+        captures = self._store.for_trip(trip.fleet_id, trip.trip_id)
+        return PodOverview(trip, captures, self._missing(trip, captures),
+                           self._otp_status(trip, now_ms))  # fmt: skip
+
+    def _otp_status(self, trip: Trip, now_ms: int) -> OtpStatus:
+        challenge = self._store.challenge(trip.fleet_id, trip.trip_id)
+        state = otp_state(challenge, now_ms, self._otp_attempts, self._notifier.configured)
+        if state is OtpState.UNAVAILABLE:
+            return OtpStatus(state, error=NO_GATEWAY)
+        if challenge is None:
+            return OtpStatus(state)
+        return OtpStatus(
+            state, challenge.sends, challenge.expires_at,
+            max(0, self._otp_attempts - challenge.attempts), challenge.send_error,
+        )  # fmt: skip
 
     # --- signed links -----------------------------------------------------------------------
     def link(self, record: PodRecord, now_ms: int) -> str | None:
@@ -203,52 +259,97 @@ class PodService:
         return await self._issue(self._writable_trip(principal, trip_id))
 
     async def issue_on_arrival(self, trip: Trip, milestone: Milestone) -> None:
-        """reached_delivery sends the consignee a code (when a notifier is configured)."""
+        """reached_delivery sends the consignee a code (when a notifier is configured). A
+        failure is logged and shown in the trip's POD overview (`otp.state`), for the
+        dispatcher to send a new code."""
         if milestone is not Milestone.REACHED_DELIVERY or not self._notifier.configured:
             return
         try:
             await self._issue(trip)
+        except NotifierFailed as exc:
+            log.warning("trip %s: %s", trip.trip_id, exc.message)
+        except (Conflict, TooManyAttempts) as exc:  # verified already, or no codes left
+            log.info("trip %s: no OTP sent on arrival: %s", trip.trip_id, exc.message)
         except Exception:
             log.exception("could not send the delivery OTP of trip %s", trip.trip_id)
 
     async def _issue(self, trip: Trip) -> OtpChallenge:
+        """Store the new code's hash first, then hand the code to the gateway (outside the
+        lock: the consignee may enter it before the gateway even answers)."""
         if not self._notifier.configured:
-            raise NotifierNotConfigured(
-                "no OTP notifier is configured (TRUCKTRACK_OTP_WEBHOOK_URL)"
-            )
+            raise NotifierNotConfigured(NO_GATEWAY)
         async with self._lock(trip):
             old = self._store.challenge(trip.fleet_id, trip.trip_id)
             if old is not None and old.verified_at is not None:
                 raise Conflict("the delivery OTP is already verified")
-            sends = 1 if old is None else old.sends + 1
-            if sends > self._otp_sends:
+            sends = 0 if old is None else old.sends
+            if sends >= self._otp_sends:
                 raise TooManyAttempts(f"at most {self._otp_sends} codes per trip")
             code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
             salt = secrets.token_bytes(16)
             now = wall_clock_ms()
             challenge = OtpChallenge(
                 trip.fleet_id, trip.trip_id, salt, otp_digest(code, salt), now,
-                now + self._otp_ttl_ms, sends=sends,
+                now + self._otp_ttl_ms, sends=sends, sent=False,
             )  # fmt: skip
-            await self._notifier.send(trip, code, challenge.expires_at)
             await self._store.put_challenge(challenge)
-            return challenge
+        try:
+            await self._notifier.send(trip, code, challenge.expires_at)
+        except Exception as exc:
+            error = f"the OTP gateway did not take the code: {exc or type(exc).__name__}"[:300]
+            await self._settle(trip, challenge, error)
+            raise NotifierFailed(error + "; send a new one (POST /delivery/otp)") from None
+        return await self._settle(trip, challenge, None)
 
-    async def _verify_otp(self, trip: Trip, code: str) -> None:
+    async def _settle(self, trip: Trip, issued: OtpChallenge, error: str | None) -> OtpChallenge:
+        """Record whether the gateway took the code, on the challenge as it is now (it may
+        have been verified meanwhile; if a newer code replaced it, that one is left alone)."""
+        async with self._lock(trip):
+            current = self._store.challenge(trip.fleet_id, trip.trip_id)
+            if current is None or current.salt != issued.salt:
+                return issued
+            sent = error is None
+            after = msgspec.structs.replace(
+                current, sent=sent, send_error=error, sends=current.sends + (1 if sent else 0)
+            )
+            await self._store.put_challenge(after)
+            return after
+
+    async def _verify_otp(
+        self, trip: Trip, code: str, now: int, principal: Principal,
+        fields: Mapping[str, object],
+    ) -> Captured:  # fmt: skip
+        """Check the code; the right one stores the OTP record and the verified challenge in
+        one transaction. The right code again returns that record; a wrong one is refused."""
         if not (len(code) == OTP_DIGITS and code.isascii() and code.isdigit()):
             raise BadRequest(f"code must be {OTP_DIGITS} digits")
         async with self._lock(trip):
             challenge = self._store.challenge(trip.fleet_id, trip.trip_id)
             if challenge is None:
                 raise Conflict("no OTP was sent for this trip (POST /delivery/otp)")
-            outcome, after = check_otp(challenge, code, wall_clock_ms(), self._otp_attempts)
-            if after != challenge:
-                await self._store.put_challenge(after)
+            outcome, after = check_otp(challenge, code, now, self._otp_attempts)
             if outcome is not OtpOutcome.VERIFIED:
+                if after != challenge:
+                    await self._store.put_challenge(after)
                 raise OtpRejected(outcome, max(0, self._otp_attempts - after.attempts))
+            if challenge.verified_at is not None:
+                done = [r for r in self._store.for_trip(trip.fleet_id, trip.trip_id)
+                        if r.type is PodType.OTP]  # fmt: skip
+                if done:
+                    return Captured(done[0], repeated=True)
+            record = PodRecord(
+                "pod_" + secrets.token_hex(16), trip.fleet_id, trip.trip_id, PodType.OTP, now,
+                principal.token_id, **fields,  # type: ignore[arg-type]
+            )  # fmt: skip
+            await self._store.add(record, None if after == challenge else after)
+            return Captured(record)
 
     def _lock(self, trip: Trip) -> asyncio.Lock:
-        return self._locks.setdefault((trip.fleet_id, trip.trip_id), asyncio.Lock())
+        key = (trip.fleet_id, trip.trip_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     # --- policy -----------------------------------------------------------------------------
     def policy(self, principal: Principal) -> PodPolicy:
@@ -262,9 +363,11 @@ class PodService:
 
     def missing_for(self, trip: Trip) -> list[str]:
         """What the fleet's policy still needs before the trip may complete."""
+        return self._missing(trip, self._store.for_trip(trip.fleet_id, trip.trip_id))
+
+    def _missing(self, trip: Trip, captures: list[PodRecord]) -> list[str]:
         policy = self._store.policy(trip.fleet_id) or PodPolicy()
-        captured = {r.type for r in self._store.for_trip(trip.fleet_id, trip.trip_id)}
-        return missing(policy, captured)
+        return missing(policy, {r.type for r in captures})
 
     def _writable_trip(self, principal: Principal, trip_id: str) -> Trip:
         if principal.role not in CAPTURERS or principal.trips is not None:

@@ -16,8 +16,12 @@ _decode_challenge = msgspec.msgpack.Decoder(OtpChallenge).decode
 _decode_policy = msgspec.msgpack.Decoder(PodPolicy).decode
 
 
-def _add(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+def _add(
+    conn: sqlite3.Connection, row: tuple[object, ...], verified: tuple[str, str, bytes] | None
+) -> None:
     conn.execute("INSERT INTO pod_records VALUES (?,?,?,?,?,?)", row)
+    if verified is not None:
+        _put_challenge(conn, *verified)
 
 
 def _put_challenge(conn: sqlite3.Connection, fleet: str, trip: str, body: bytes) -> None:
@@ -33,10 +37,13 @@ class SqlitePodStore:
         self._writer = writer
         self._reads = reads
 
-    async def add(self, record: PodRecord) -> None:
+    async def add(self, record: PodRecord, verified: OtpChallenge | None = None) -> None:
         row = (record.pod_id, record.fleet_id, record.trip_id, record.type.value,
                record.uploaded_at, _encode(record))  # fmt: skip
-        await self._writer.run(_add, row)
+        challenge = None
+        if verified is not None:
+            challenge = (verified.fleet_id, verified.trip_id, _encode(verified))
+        await self._writer.run(_add, row, challenge)
 
     def for_trip(self, fleet_id: str, trip_id: str) -> list[PodRecord]:
         rows = self._reads.get().execute(
