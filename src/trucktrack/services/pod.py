@@ -296,7 +296,7 @@ class PodService:
         try:
             await self._notifier.send(trip, code, challenge.expires_at)
         except Exception as exc:
-            error = f"the OTP gateway did not take the code: {exc or type(exc).__name__}"[:300]
+            error = f"the code was not sent: {str(exc) or type(exc).__name__}"[:300]
             await self._settle(trip, challenge, error)
             raise NotifierFailed(error + "; send a new one (POST /delivery/otp)") from None
         return await self._settle(trip, challenge, None)
