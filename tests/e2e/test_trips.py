@@ -3,15 +3,20 @@ rules, the position check, listings, changes, tenancy and the live milestone pus
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
-from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok
+from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok, wait_for
 from tests.e2e.test_live import ask, next_message, ws
+from trucktrack.domain.trips import Trip
 from trucktrack.simulation import destination
 
 PICKUP = (18.5204, 73.8567)  # Pune
@@ -451,3 +456,65 @@ def test_a_point_naming_another_trucks_trip_is_refused(
         time.sleep(0.2)
     assert 1.0 < distance < 1.5
     assert c.get("/alerts", params={"trip_id": trip_id}).json()["alerts"] == []
+
+
+def test_a_lost_actual_route_is_made_again(tmp_path: Path) -> None:
+    """As if the process died after trip_completed was stored but before the actual route
+    was: the monitor's sweep (with the summary) writes it, and so does reading it."""
+    server = Server(tmp_path / "data", env={"TRUCKTRACK_TRIP_MONITOR_INTERVAL_S": "0.2"}).start()
+    try:
+        with server.client(create_token(server.data_dir, "lost", "admin")) as c:
+            uid = "lost"
+            trip_id, vehicle = f"T-{uid}", f"V-{uid}"
+            assert c.post("/trips", json=trip_body(uid)).status_code == 201
+            t0 = now_ms() - 3_600_000
+            done = t0 + 600_000
+            assert milestone(c, trip_id, "trip_started", timestamp=t0).status_code == 201
+            track = [destination(*PICKUP, 330, 600 * i) for i in range(4)]
+            post_ok(c, *(fix(vehicle, p, t0 + 60_000 * (i + 1)) for i, p in enumerate(track)))
+            post_ok(c, fix(vehicle, DELIVERY, done))  # at the completion instant: included
+            for name in ORDER[1:-1]:
+                r = milestone(c, trip_id, name, timestamp=done, override=True)
+                assert r.status_code == 201, r.text
+            for kind, data, extra in (("photo", b"\xff\xd8\xff\xe0" + bytes(64), {}),
+                                      ("signature", b'{"strokes": [[[0, 0], [5, 5]]]}',
+                                       {"signer_name": "Asha"})):  # fmt: skip
+                r = c.post("/delivery/pod", data={"trip_id": trip_id, "type": kind, **extra},
+                           files={"file": ("f", data)})  # fmt: skip
+                assert r.status_code == 201, r.text
+            assert milestone(c, trip_id, "trip_completed", timestamp=done).status_code == 201
+            actual = c.get(f"/trips/{trip_id}").json()["actual_route"]
+            assert actual["vertices"] == 5
+            coords = c.get(actual["href"]).json()["geometry"]["coordinates"]
+            assert coords[-1] == [DELIVERY[1], DELIVERY[0]]
+            stored = server.data_dir / "objects" / "lost" / "routes" / "actual"
+            file = stored / f"{trip_id}.geojson.gz"
+            wait_for(lambda: summary_stored(server), what="the summary")
+
+            # GIVEN the trip completed but neither its actual route nor its summary stored
+            path = server.data_dir / "trucktrack.db"
+            with closing(sqlite3.connect(path, timeout=30)) as db, db:
+                (body,) = db.execute("SELECT body FROM trips WHERE trip_id = ?",
+                                     [trip_id]).fetchone()  # fmt: skip
+                trip = msgspec.msgpack.decode(body, type=Trip)
+                lost = msgspec.structs.replace(trip, actual_route=None)
+                db.execute("UPDATE trips SET body = ? WHERE trip_id = ?",
+                           [msgspec.msgpack.encode(lost), trip_id])  # fmt: skip
+                db.execute("DELETE FROM trip_summaries")
+            file.unlink()
+            # THEN the monitor's sweep writes it again, with the trip's reference
+            assert wait_for(lambda: c.get(f"/trips/{trip_id}").json()["actual_route"],
+                            what="the actual route made again") == actual  # fmt: skip
+            assert file.exists()
+            # AND a file lost on its own is made again when read
+            file.unlink()
+            r = c.get(actual["href"])
+            assert r.status_code == 200 and r.json()["geometry"]["coordinates"] == coords
+            assert file.exists()
+    finally:
+        server.stop()
+
+
+def summary_stored(server: Server) -> bool:
+    with closing(sqlite3.connect(server.data_dir / "trucktrack.db", timeout=30)) as db:
+        return db.execute("SELECT count(*) FROM trip_summaries").fetchone()[0] == 1

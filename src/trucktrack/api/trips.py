@@ -3,7 +3,6 @@ trips' routes as GeoJSON, and POST /delivery/milestone."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -360,7 +359,7 @@ async def trip_route(
     services: Services,
     principal: Principal,
 ) -> Response[bytes]:
-    feature = await asyncio.to_thread(services.trips.route, principal, trip_id, which)
+    feature = await services.trips.route(principal, trip_id, which)
     return Response(msgspec.json.encode(feature), media_type="application/geo+json")
 
 

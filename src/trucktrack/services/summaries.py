@@ -122,6 +122,7 @@ class SummaryService:
         return task
 
     async def _make(self, trip: Trip) -> TripSummary:
+        trip = await self._trips.ensure_actual_route(trip)  # lost with the summary, if at all
         summary = await asyncio.to_thread(self.compute, trip, wall_clock_ms())
         await self._store.put(summary)
         return summary

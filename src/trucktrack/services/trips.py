@@ -249,15 +249,34 @@ class TripService:
             return None
         return self._store.progress(trip.fleet_id, trip.trip_id)
 
-    def route(self, principal: Principal, trip_id: str, which: str) -> dict[str, object]:
-        """The planned or actual route as a GeoJSON Feature."""
+    async def route(self, principal: Principal, trip_id: str, which: str) -> dict[str, object]:
+        """The planned or actual route as a GeoJSON Feature (a completed trip's actual route
+        is made now if it was lost)."""
         trip = self.get(principal, trip_id)
-        ref = trip.planned_route if which == "planned" else trip.actual_route
-        data = None if ref is None else self._objects.get(trip.fleet_id, ref.key)
-        if ref is None or data is None:
+        data = None
+        if which == "actual":
+            trip, data = await self._actual_route(trip)
+        elif trip.planned_route is not None:
+            data = await asyncio.to_thread(self._objects.get, trip.fleet_id, trip.planned_route.key)
+        if data is None:
             raise NotFound(f"trip {trip_id!r} has no {which} route")
         feature: dict[str, object] = msgspec.json.decode(gzip.decompress(data))
         return feature
+
+    async def ensure_actual_route(self, trip: Trip) -> Trip:
+        """A completed trip's actual route, written again if trip_completed was stored but
+        the route was not (the process died, the write failed, the file went missing)."""
+        trip, _ = await self._actual_route(trip)
+        return trip
+
+    async def _actual_route(self, trip: Trip) -> tuple[Trip, bytes | None]:
+        ref = trip.actual_route
+        data = None if ref is None else await asyncio.to_thread(
+            self._objects.get, trip.fleet_id, ref.key
+        )  # fmt: skip
+        if data is None and trip.status is TripStatus.COMPLETED:
+            trip, data = await self._record_actual_route(trip)
+        return trip, data
 
     # --- writing ------------------------------------------------------------------------------
     async def create(self, principal: Principal, draft: TripDraft) -> Trip:
@@ -401,7 +420,7 @@ class TripService:
             raise Conflict("the trip keeps changing; retry")
         self.windows.put(changed)
         if request.milestone is Milestone.TRIP_COMPLETED:
-            changed = await self._record_actual_route(changed)
+            changed, _ = await self._record_actual_route(changed)
         self._announce(changed, record)
         return MilestoneOutcome(changed, record, repeated=False)
 
@@ -508,36 +527,41 @@ class TripService:
         await asyncio.to_thread(self._objects.put, trip.fleet_id, key, body)
         return msgspec.structs.replace(trip, planned_route=ref)
 
-    async def _record_actual_route(self, trip: Trip) -> Trip:
-        """Store the track the truck drove, from trip_started to trip_completed."""
+    async def _record_actual_route(self, trip: Trip) -> tuple[Trip, bytes | None]:
+        """Store the track the truck drove, from trip_started to trip_completed (the same
+        bytes every time for the same points, so writing it again is harmless)."""
         try:
             coords = await asyncio.to_thread(self._actual_coordinates, trip)
             if len(coords) < 2:
-                return trip
+                return trip, None
             key = f"routes/actual/{trip.trip_id}.geojson.gz"
             body = line_feature(coords, {"trip_id": trip.trip_id, "kind": "actual"})
             await asyncio.to_thread(self._objects.put, trip.fleet_id, key, body)
-            changed = msgspec.structs.replace(
-                trip,
-                actual_route=RouteRef(key, "recorded", line_length_m(coords), len(coords)),
-                version=trip.version + 1,
-            )
+            ref = RouteRef(key, "recorded", line_length_m(coords), len(coords))
+            if trip.actual_route == ref:  # only the file was lost
+                return trip, body
+            changed = msgspec.structs.replace(trip, actual_route=ref, version=trip.version + 1)
             if await self._store.update(changed, trip.version):
-                return changed
+                return changed, body
+            return trip, body
         except Exception:
             log.exception("could not store the actual route of trip %s", trip.trip_id)
-        return trip
+        return trip, None
 
     def _actual_coordinates(self, trip: Trip) -> Coordinates:
         reader = Principal(fleet_id=trip.fleet_id, role=Role.ADMIN, token_id="trips")
         coords: Coordinates = []
         cursor = None
+        end = None if trip.ended_at is None else trip.ended_at + 1  # trip_completed's time included
         while True:
-            page = self._tracking.trip_history(
-                reader, trip.trip_id, from_ms=trip.started_at, to_ms=trip.ended_at,
-                cursor=cursor, limit=10_000,
-            )  # fmt: skip
-            coords.extend((p.lng, p.lat) for p in page.points)
+            try:
+                page = self._tracking.trip_history(
+                    reader, trip.trip_id, from_ms=trip.started_at, to_ms=end, cursor=cursor,
+                    limit=10_000,
+                )  # fmt: skip
+            except NotFound:  # no points at all
+                return coords
+            coords.extend((p.lng, p.lat) for p in page.points if p.vehicle_id == trip.vehicle_id)
             cursor = page.next_cursor
             if cursor is None:
                 return coords
