@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,9 @@ def test_a_trip_from_plan_to_completion(
     assert geo.status_code == 200 and geo.headers["content-type"] == "application/geo+json"
     assert geo.json()["geometry"]["coordinates"][0] == [PICKUP[1], PICKUP[0]]
     # The object store holds it compressed at the spec's key, in the fleet's folder.
-    stored = server.data_dir / "objects" / f"trips-{uid}" / "routes" / "planned"
-    assert (stored / f"{trip_id}.geojson.gz").read_bytes()[:2] == b"\x1f\x8b"
+    stored = server.data_dir / "objects" / f"trips-{uid}" / "routes" / "planned" / trip_id
+    (file,) = stored.glob("v1-*.geojson.gz")
+    assert file.read_bytes()[:2] == b"\x1f\x8b"
 
     t0 = now_ms() - 3_600_000
     post_ok(c, fix(vehicle, PICKUP, t0 - 60_000))  # before the trip: not attributed
@@ -488,7 +490,7 @@ def test_a_lost_actual_route_is_made_again(tmp_path: Path) -> None:
             coords = c.get(actual["href"]).json()["geometry"]["coordinates"]
             assert coords[-1] == [DELIVERY[1], DELIVERY[0]]
             stored = server.data_dir / "objects" / "lost" / "routes" / "actual"
-            file = stored / f"{trip_id}.geojson.gz"
+            file = stored / trip_id / "track.geojson.gz"
             wait_for(lambda: summary_stored(server), what="the summary")
 
             # GIVEN the trip completed but neither its actual route nor its summary stored
@@ -518,3 +520,34 @@ def test_a_lost_actual_route_is_made_again(tmp_path: Path) -> None:
 def summary_stored(server: Server) -> bool:
     with closing(sqlite3.connect(server.data_dir / "trucktrack.db", timeout=30)) as db:
         return db.execute("SELECT count(*) FROM trip_summaries").fetchone()[0] == 1
+
+
+def test_a_patch_losing_the_race_leaves_the_trips_route_alone(
+    server: Server, fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    token, c = fleet
+    trip_id = f"T-{uid}"
+    assert c.post("/trips", json=trip_body(uid)).status_code == 201
+
+    def route(n: int) -> dict[str, Any]:  # n vertices: which PATCH wrote it shows
+        line = [[73.80 + 0.01 * i, 18.50 + 0.01 * i] for i in range(n)]
+        return {"planned_route": {"type": "LineString", "coordinates": line}}
+
+    # WHEN eight PATCHes of different routes race for the same version
+    def patch(n: int) -> int:
+        with server.client(token) as own:
+            return own.patch(f"/trips/{trip_id}", json=route(n)).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(patch, range(2, 10)))
+    assert set(codes) <= {200, 409} and 200 in codes, codes
+    # THEN the trip's route is the one its reference says, and the losers' files are gone
+    trip = c.get(f"/trips/{trip_id}").json()
+    coords = c.get(trip["planned_route"]["href"]).json()["geometry"]["coordinates"]
+    assert len(coords) == trip["planned_route"]["vertices"]
+    stored = server.data_dir / "objects" / f"trips-{uid}" / "routes" / "planned" / trip_id
+    assert len(list(stored.glob("*.geojson.gz"))) == 1
+    # AND a duplicate create with another route changes nothing
+    r = c.post("/trips", json={**trip_body(uid), **route(12)})
+    assert_error(r, 409, "conflict")
+    assert c.get(trip["planned_route"]["href"]).json()["geometry"]["coordinates"] == coords

@@ -2,8 +2,8 @@
 
 The service also keeps which trip each vehicle is on (`TripWindows`) so that points sent
 without a trip_id are attributed to it, and stores the planned and actual routes in the object
-store at the spec's keys (`routes/planned/{trip_id}`, `routes/actual/{trip_id}`, with a
-`.geojson.gz` suffix: gzip-compressed GeoJSON Features).
+store under the spec's keys (`routes/planned/{trip_id}/v{version}-{nonce}.geojson.gz`, one per
+write, and `routes/actual/{trip_id}/track.geojson.gz`: gzip-compressed GeoJSON Features).
 """
 
 from __future__ import annotations
@@ -306,6 +306,7 @@ class TripService:
         if draft.route is not None or draft.compute_route:
             trip = await self._with_route(trip, draft.route, draft.compute_route, draft.truck)
         if not await self._store.create(trip):
+            await self._discard_route(trip, trip.planned_route)
             raise Conflict(f"trip {trip.trip_id!r} already exists")
         self._trip_vehicles[(trip.fleet_id, trip.trip_id)] = trip.vehicle_id
         return trip
@@ -354,7 +355,11 @@ class TripService:
                 changed, changes.route, changes.compute_route, changes.truck
             )
         if not await self._store.update(changed, trip.version):
+            if changed.planned_route is not trip.planned_route:
+                await self._discard_route(changed, changed.planned_route)
             raise Conflict("the trip changed meanwhile; read it again and retry")
+        if changed.planned_route is not trip.planned_route:
+            await self._discard_route(trip, trip.planned_route)  # the route it replaced
         self._trip_vehicles[(changed.fleet_id, changed.trip_id)] = changed.vehicle_id
         self.windows.put(changed)
         return changed
@@ -521,11 +526,22 @@ class TripService:
         else:
             source = "given"
         check_line(route)
-        key = f"routes/planned/{trip.trip_id}.geojson.gz"
+        # A key of its own for every write: a request that then loses (a duplicate create, a
+        # PATCH losing the version race) never overwrites the route a trip refers to.
+        key = f"routes/planned/{trip.trip_id}/v{trip.version}-{secrets.token_hex(4)}.geojson.gz"
         ref = RouteRef(key, source, line_length_m(route), len(route), duration_s)
         body = line_feature(route, {"trip_id": trip.trip_id, "kind": "planned", "source": source})
         await asyncio.to_thread(self._objects.put, trip.fleet_id, key, body)
         return msgspec.structs.replace(trip, planned_route=ref)
+
+    async def _discard_route(self, trip: Trip, ref: RouteRef | None) -> None:
+        """Delete a planned route no trip refers to (any more); a failure only leaves a file."""
+        if ref is None:
+            return
+        try:
+            await asyncio.to_thread(self._objects.delete, trip.fleet_id, ref.key)
+        except Exception:
+            log.exception("could not delete %s of trip %s", ref.key, trip.trip_id)
 
     async def _record_actual_route(self, trip: Trip) -> tuple[Trip, bytes | None]:
         """Store the track the truck drove, from trip_started to trip_completed (the same
@@ -534,7 +550,7 @@ class TripService:
             coords = await asyncio.to_thread(self._actual_coordinates, trip)
             if len(coords) < 2:
                 return trip, None
-            key = f"routes/actual/{trip.trip_id}.geojson.gz"
+            key = f"routes/actual/{trip.trip_id}/track.geojson.gz"
             body = line_feature(coords, {"trip_id": trip.trip_id, "kind": "actual"})
             await asyncio.to_thread(self._objects.put, trip.fleet_id, key, body)
             ref = RouteRef(key, "recorded", line_length_m(coords), len(coords))
