@@ -7,6 +7,7 @@ has no tiles and answers 503.
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,8 +226,14 @@ def test_bench_routing_reports_builds_and_latency(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     report = md.read_text()
     assert "| routing test network |" in report and "| grid 3 x 3 km" in report
-    rows = [line for line in report.splitlines() if line.startswith(("| one at", "| 2 at once"))]
-    assert len(rows) == 2 and all("| 30 |" in row for row in rows), rows
+    assert f"pyvalhalla {importlib.metadata.version('pyvalhalla')})" in report
+    rows = [line for line in report.splitlines()
+            if line.startswith(("| test network | ", "| grid | "))]  # fmt: skip
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| test network", "one at a time"], ["| test network", "2 at once (2 threads)"],
+        ["| grid", "one at a time"], ["| grid", "2 at once (2 threads)"],
+    ]  # fmt: skip
+    assert all("| 30 |" in row for row in rows), rows
 
 
 def trip(uid: str, pickup: str, delivery: str, **extra: Any) -> dict[str, Any]:

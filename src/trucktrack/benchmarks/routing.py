@@ -2,9 +2,11 @@
 
 Builds tiles for the routing test network (`road_network.known_network`) and for a square city
 grid (`--grid-km` wide, a road every `--spacing-m`, every fifth one primary), the way
-`trucktrack routing build-tiles` does; then routes a truck between `--queries` random pairs of
-grid nodes through the routing service (its thread pool, one Valhalla Actor per thread): first
-one route at a time (latency), then `--threads` routes at once (throughput).
+`trucktrack routing build-tiles` does; then, on each network side by side, routes a truck
+`--queries` times through the routing service (its thread pool, one Valhalla Actor per thread):
+on the test network between the two ends of each of its situations (toll, low bridge, one-way,
+...; both ways round), on the grid between random pairs of nodes; first one route at a time
+(latency), then `--threads` routes at once (throughput).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
 import random
 import shlex
 import shutil
@@ -71,6 +74,53 @@ def _requests(net: RoadNetwork, count: int, seed: int) -> list[RouteRequest]:
     return out
 
 
+KNOWN_ROUTABLE = (
+    "toll", "lowbridge", "weakbridge", "nohgv", "oneway", "narrow", "short", "axleload",
+    "hazmat", "axles", "ferry", "speed",
+)  # fmt: skip
+"""The test network's situations with a legal path for the benchmark's truck."""
+
+
+def _known_requests(net: RoadNetwork, count: int) -> list[RouteRequest]:
+    """West to east and back across every situation, in turn, `count` routes."""
+    truck = TruckProfile(height_m=4.0, width_m=2.5, length_m=16.0, weight_t=28.0, axle_load_t=10)
+    pairs = []
+    for name in KNOWN_ROUTABLE:
+        west, east = net.places[f"{name}.west"], net.places[f"{name}.east"]
+        pairs += [(west, east), (east, west)]
+    return [
+        RouteRequest(origin=LatLng(*a), destination=LatLng(*b), vehicle=truck)
+        for a, b in (pairs[i % len(pairs)] for i in range(count))
+    ]
+
+
+class Latencies:
+    """One network's routes: one at a time, then `threads` at once."""
+
+    def __init__(
+        self, tiles: Path, requests: list[RouteRequest], warm: list[RouteRequest], threads: int
+    ) -> None:
+        from trucktrack.adapters.valhalla import ValhallaRouter
+        from trucktrack.services.routing import RoutingService
+
+        service = RoutingService(ValhallaRouter(tiles), threads=threads)
+        try:
+            # Warm every thread's engine (each has its own tile cache) before measuring.
+            asyncio.run(_concurrent(service, warm, threads))
+            self.one: list[float] = []
+            km = 0.0
+            started = time.perf_counter()
+            for request in requests:
+                t0 = time.perf_counter()
+                km += service.calculate_blocking(request).distance_m / 1000
+                self.one.append(time.perf_counter() - t0)
+            self.one_s = time.perf_counter() - started
+            self.mean_km = km / len(requests)
+            self.many_s, self.many = asyncio.run(_concurrent(service, requests, threads))
+        finally:
+            service.close()
+
+
 async def _concurrent(
     service: RoutingService, requests: list[RouteRequest], at_once: int
 ) -> tuple[float, list[float]]:
@@ -90,35 +140,24 @@ async def _concurrent(
 
 
 def main(args: argparse.Namespace) -> int:
-    from trucktrack.adapters.valhalla import ValhallaRouter
-    from trucktrack.services.routing import RoutingService
-
     folder = Path(tempfile.mkdtemp(prefix="trucktrack-bench-routing-"))
     try:
         known = known_network()
         known_built, known_s = _build(known, folder / "known", args.build_threads)
         city = grid(args.grid_km, args.spacing_m)
         city_built, city_s = _build(city, folder / "grid", args.build_threads)
-        router = ValhallaRouter(Path(city_built.tiles))
-        service = RoutingService(router, threads=args.threads)
-        try:
-            # Warm every thread's engine (each has its own tile cache) before measuring.
-            warm = _requests(city, 20 * args.threads, args.seed + 1)
-            asyncio.run(_concurrent(service, warm, args.threads))
-            requests = _requests(city, args.queries, args.seed)
-            one: list[float] = []
-            km = 0.0
-            started = time.perf_counter()
-            for request in requests:
-                t0 = time.perf_counter()
-                km += service.calculate_blocking(request).distance_m / 1000
-                one.append(time.perf_counter() - t0)
-            one_s = time.perf_counter() - started
-            many_s, many = asyncio.run(_concurrent(service, requests, args.threads))
-        finally:
-            service.close()
+        known_requests = _known_requests(known, args.queries)
+        on_known = Latencies(
+            Path(known_built.tiles), known_requests, known_requests[: 20 * args.threads],
+            args.threads,
+        )  # fmt: skip
+        warm = _requests(city, 20 * args.threads, args.seed + 1)
+        on_grid = Latencies(
+            Path(city_built.tiles), _requests(city, args.queries, args.seed), warm, args.threads
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    valhalla = importlib.metadata.version("pyvalhalla")
 
     command = shlex.join(["trucktrack", "bench", "routing", *sys.argv[3:]])
     side = int(args.grid_km * 1000 // args.spacing_m) + 1
@@ -130,9 +169,9 @@ def main(args: argparse.Namespace) -> int:
             f"{built.size_bytes / 1e6:.2f} | {built.build_s:.2f} | {extract} | {total_s:.2f} |"
         )
 
-    def route_row(name: str, seconds: float, latencies: list[float]) -> str:
+    def route_row(network: str, name: str, seconds: float, latencies: list[float]) -> str:
         return (
-            f"| {name} | {len(latencies):,} | {len(latencies) / seconds:,.0f} | "
+            f"| {network} | {name} | {len(latencies):,} | {len(latencies) / seconds:,.0f} | "
             f"{statistics.median(latencies) * 1000:.1f} | "
             f"{_percentile(latencies, 0.99) * 1000:.1f} | {max(latencies) * 1000:.1f} |"
         )
@@ -143,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
             "",
             f"Command: `{command}`  ",
             f"Machine: {_machine()}  ",
-            f"Valhalla (pyvalhalla 3.9.1), truck costing; tiles built with "
+            f"Valhalla (pyvalhalla {valhalla}), truck costing; tiles built with "
             f"`valhalla_build_tiles -j {args.build_threads}` then packed into tiles.tar",
             "",
             "| network | size | tiles | MB | build s | extract s | total s |",
@@ -157,13 +196,25 @@ def main(args: argparse.Namespace) -> int:
                 city_s,
             ),
             "",
-            f"Routes between random pairs of grid nodes (mean {km / len(requests):.1f} km), "
-            "through the routing service:",
+            "Truck routes through the routing service: on the test network across each of its "
+            f"{len(KNOWN_ROUTABLE)} situations both ways (mean {on_known.mean_km:.1f} km), on the "
+            f"grid between random pairs of nodes (mean {on_grid.mean_km:.1f} km):",
             "",
-            "| phase | routes | routes/s | p50 ms | p99 ms | max ms |",
-            "|---|---:|---:|---:|---:|---:|",
-            route_row("one at a time", one_s, one),
-            route_row(f"{args.threads} at once ({args.threads} threads)", many_s, many),
+            "| network | phase | routes | routes/s | p50 ms | p99 ms | max ms |",
+            "|---|---|---:|---:|---:|---:|---:|",
+            *(
+                row
+                for network, run in (("test network", on_known), ("grid", on_grid))
+                for row in (
+                    route_row(network, "one at a time", run.one_s, run.one),
+                    route_row(
+                        network,
+                        f"{args.threads} at once ({args.threads} threads)",
+                        run.many_s,
+                        run.many,
+                    ),
+                )
+            ),
         ]
     )
     print(report)
