@@ -204,6 +204,8 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
             log_level="info",
             timeout_graceful_shutdown=10,
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_timeout_s,
         )
         logging.getLogger("uvicorn.error").addFilter(_redact_tokens)
         uvicorn.Server(config).run()

@@ -141,6 +141,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """A live WebSocket client gets at most one update per vehicle this often (newest wins)."""
     live_send_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
     """A live client whose messages cannot be sent for this long is disconnected (1013)."""
+    ws_ping_interval_s: Annotated[float, Meta(gt=0)] = 20.0
+    """The server pings every WebSocket client this often (protocol-level ping frames)."""
+    ws_ping_timeout_s: Annotated[float, Meta(gt=0)] = 20.0
+    """A WebSocket client that has not answered a ping within this is closed (1011) and its
+    subscriptions dropped."""
 
     mqtt_url: str = ""
     """MQTT broker to take device messages from, e.g. mqtt://trucktrack:secret@127.0.0.1:1883;
@@ -150,6 +155,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     mqtt_client_id: str = "trucktrack"
     """The broker keeps this client's session (and its unacknowledged messages) across
     restarts; give each trucktrack server its own."""
+    mqtt_retry_s: Annotated[float, Meta(gt=0)] = 60.0
+    """An MQTT message that cannot be stored (overload, storage down) is retried this long;
+    then it is logged, left unacknowledged, and the bridge reconnects so that the broker
+    delivers it again."""
 
     webhook_url: str = ""
     """Where every new alert is POSTed (JSON, HMAC-signed); empty: no webhook."""

@@ -68,6 +68,8 @@ def test_emergency_scope_and_validation(server: Server, tokens: Tokens, a: httpx
         {},
         {"vehicle_id": "bad id"},
         {"vehicle_id": v, "lat": 91},
+        {"vehicle_id": v, "trip_id": "not a trip id!"},
+        {"vehicle_id": v, "note": "x" * 501},
         {"vehicle_id": v, "timestamp": "tomorrow"},
         {"vehicle_id": v, "timestamp": now_ms() + 3_600_000},
         {"vehicle_id": v, "x": 1},

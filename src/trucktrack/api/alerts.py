@@ -8,7 +8,7 @@ import msgspec
 from litestar import Response, delete, get, post, put
 from litestar.params import Parameter
 
-from trucktrack.api.schemas import CheckedVehicleId, RefId
+from trucktrack.api.schemas import CheckedRefId, CheckedVehicleId
 from trucktrack.api.times import time_param
 from trucktrack.bootstrap import Services
 from trucktrack.domain.alerts import Alert, AlertType, Severity, Subscription
@@ -19,13 +19,29 @@ from trucktrack.services.ingest import wall_clock_ms
 
 
 class EmergencyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A panic button press: the body of POST /tracking/emergency and of an MQTT emergency
+    message (whose topic gives `vehicle_id`)."""
+
     vehicle_id: CheckedVehicleId
     timestamp: int | str | None = None
     """When the button was pressed: epoch ms or ISO-8601 with offset; default now."""
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
     lng: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
-    trip_id: RefId | None = None
+    trip_id: CheckedRefId | None = None
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+    def press_time(self, now_ms: int, max_future_s: float) -> int | None:
+        """The device's press time in epoch ms (None if it sent none); BadRequest if it is
+        malformed or further ahead of `now_ms` than the allowed skew."""
+        if self.timestamp is None:
+            return None
+        try:
+            ts = parse_timestamp(self.timestamp)
+        except BadTimestamp as exc:
+            raise BadRequest(f"`timestamp`: {exc}") from None
+        if ts > now_ms + max_future_s * 1000:
+            raise BadRequest("`timestamp` is more than the allowed skew in the future")
+        return ts
 
 
 class AlertOut(msgspec.Struct):
@@ -73,22 +89,18 @@ class AlertListOut(msgspec.Struct):
     "/tracking/emergency",
     summary="Panic button: raise a critical alert at once",
     description="201 with the new alert; 200 with the stored one when the same press "
-    "(vehicle and timestamp) arrives again.",
+    "(vehicle and timestamp; without a timestamp, the same content within 10 minutes) "
+    "arrives again.",
     tags=["alerts"],
 )
 async def raise_emergency(
     data: EmergencyIn, services: Services, principal: Principal
 ) -> Response[AlertOut]:
     now = wall_clock_ms()
-    try:
-        ts = now if data.timestamp is None else parse_timestamp(data.timestamp)
-    except BadTimestamp as exc:
-        raise BadRequest(f"`timestamp`: {exc}") from None
-    if ts > now + services.settings.max_future_s * 1000:
-        raise BadRequest("`timestamp` is more than the allowed skew in the future")
+    ts = data.press_time(now, services.settings.max_future_s)
     alert, new = await services.alerts.raise_emergency(
-        principal, data.vehicle_id, ts=ts, lat=data.lat, lng=data.lng, trip_id=data.trip_id,
-        note=data.note,
+        principal, data.vehicle_id, ts=ts, now_ms=now, lat=data.lat, lng=data.lng,
+        trip_id=data.trip_id, note=data.note,
     )  # fmt: skip
     return Response(AlertOut.of(alert), status_code=201 if new else 200)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -27,32 +28,23 @@ from typing import Any
 import msgspec
 import paho.mqtt.client as mqtt
 
+from trucktrack.api.alerts import EmergencyIn
 from trucktrack.api.decoding import decode_batch
 from trucktrack.bootstrap import Services
 from trucktrack.domain.model import Principal, Role
-from trucktrack.domain.timefmt import BadTimestamp, parse_timestamp
 from trucktrack.errors import BadRequest, Overloaded, StorageUnavailable, TrucktrackError
 from trucktrack.services.ingest import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
-RETRY_FOR_S = 60.0
-"""How long a message that could not be stored (overload, storage down) is retried before it
-is left unacknowledged for the broker to deliver again after a reconnect."""
+RECONNECT_EVERY_S = 5.0
+"""The least time between two reconnects made to have unacknowledged messages redelivered."""
 
 DEVICE_CACHE_S = 5.0
 """How long the fleet of a vehicle's device token is cached."""
 
 CONCURRENT_MESSAGES = 64
 """Messages stored at once; the rest wait (unacknowledged, so the broker holds back more)."""
-
-
-class EmergencyPayload(msgspec.Struct, forbid_unknown_fields=True):
-    timestamp: int | str | None = None
-    lat: float | None = None
-    lng: float | None = None
-    trip_id: str | None = None
-    note: str | None = None
 
 
 class MqttBridge:
@@ -79,10 +71,23 @@ class MqttBridge:
             )
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self.connected = False
+        """Connected and subscribed (the `mqtt_connected` gauge)."""
         self._devices: dict[str, tuple[float, frozenset[str]]] = {}
         self._working = asyncio.Semaphore(CONCURRENT_MESSAGES)
+        self._retry_for_s = services.settings.mqtt_retry_s
+        self._reconnect: asyncio.Task[None] | None = None
+        self._next_reconnect = 0.0
+        self._running = threading.Lock()  # start, stop and reconnects one at a time
+        self._stopped = False
+        services.metrics.watch(
+            "mqtt_connected",
+            "1 while connected and subscribed to the MQTT broker, else 0",
+            lambda: 1.0 if self.connected else 0.0,
+        )
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -90,25 +95,77 @@ class MqttBridge:
         self._client.loop_start()
 
     def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        with self._running:
+            self._stopped = True
+            self._client.disconnect()
+            self._client.loop_stop()
+        self.connected = False
+
+    def _reopen(self) -> None:
+        """A new connection on the same persistent session (in a thread: loop_stop joins)."""
+        with self._running:
+            if self._stopped:
+                return
+            self._client.disconnect()
+            self._client.loop_stop()
+            self.connected = False
+            self._client.connect_async(self._host, self._port, keepalive=30)
+            self._client.loop_start()
+
+    async def _reconnect_for_redelivery(self) -> None:
+        """MQTT 3.1.1 brokers send an unacknowledged message again only when the session
+        reconnects, and until then it holds a slot of the in-flight window: without this a
+        message that could not be stored would sit there, and enough of them stop delivery."""
+        try:
+            await asyncio.sleep(max(0.0, self._next_reconnect - time.monotonic()))
+            self._next_reconnect = time.monotonic() + RECONNECT_EVERY_S
+            log.warning("MQTT: reconnecting so that the broker delivers unacknowledged messages")
+            await asyncio.to_thread(self._reopen)
+        finally:
+            self._reconnect = None
+
+    def _redeliver_later(self) -> None:
+        """On the event loop: one reconnect at a time, at most every RECONNECT_EVERY_S."""
+        if self._reconnect is None and not self._stopped:
+            self._reconnect = asyncio.ensure_future(self._reconnect_for_redelivery())
 
     # --- on paho's network thread -----------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT broker refused the connection: %s", reason)
             return
-        self.connected = True
         log.info("MQTT connected to %s:%s", self._host, self._port)
         client.subscribe([(f"{self._prefix}/+/gps", 1), (f"{self._prefix}/+/emergency", 1)])
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("MQTT broker refused the subscriptions: %s", failed)
+        self.connected = not failed
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self.connected:
+            log.warning("MQTT disconnected from %s:%s: %s", self._host, self._port, reason)
+        self.connected = False
 
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(self._handle(message), self._loop)
 
-        def done(f: Future[bool]) -> None:
-            if not f.cancelled() and f.exception() is None and f.result():
+        def done(f: Future[bool]) -> None:  # on the event loop, where the future is settled
+            if f.cancelled():  # shutting down: the broker keeps it for the next session
+                return
+            error = f.exception()
+            if error is None and f.result():
                 client.ack(message.mid, message.qos)
+                return
+            if error is not None:
+                log.error("MQTT message on %s failed; left unacknowledged", message.topic,
+                          exc_info=error)  # fmt: skip
+            else:
+                log.warning("MQTT message on %s could not be stored for %.0f s; left "
+                            "unacknowledged", message.topic, self._retry_for_s)  # fmt: skip
+            self._redeliver_later()
 
         future.add_done_callback(done)
 
@@ -125,6 +182,7 @@ class MqttBridge:
         principal = self._principal_for(vehicle_id)
         if principal is None:
             metrics.mqtt_messages.labels(kind, "unknown_vehicle").inc()
+            log.info("MQTT message on %s refused: no device token names the vehicle", message.topic)
             self._reply(message.topic, {"error": f"no device is registered for {vehicle_id!r}"})
             return True  # nothing to retry: acknowledged and dropped
         try:
@@ -134,9 +192,10 @@ class MqttBridge:
                 store = self._emergency(principal, vehicle_id, message.payload)
         except TrucktrackError as exc:
             metrics.mqtt_messages.labels(kind, "rejected").inc()
+            log.info("MQTT message on %s rejected: %s", message.topic, exc.message)
             self._reply(message.topic, {"error": exc.message})
             return True
-        deadline = time.monotonic() + RETRY_FOR_S
+        deadline = time.monotonic() + self._retry_for_s
         delay = 0.05
         while True:
             try:
@@ -149,6 +208,7 @@ class MqttBridge:
                 delay = min(delay * 2, 2.0)
             except TrucktrackError as exc:
                 metrics.mqtt_messages.labels(kind, "rejected").inc()
+                log.info("MQTT message on %s rejected: %s", message.topic, exc.message)
                 self._reply(message.topic, {"error": exc.message})
                 return True
             else:
@@ -180,15 +240,21 @@ class MqttBridge:
     def _emergency(
         self, principal: Principal, vehicle_id: str, payload: bytes
     ) -> Callable[[], Awaitable[dict[str, object] | None]]:
+        """The same schema and checks as POST /tracking/emergency; the topic gives the vehicle
+        (a payload naming another is out of the device's scope)."""
         try:
-            press = msgspec.json.decode(payload or b"{}", type=EmergencyPayload)
-            ts = wall_clock_ms() if press.timestamp is None else parse_timestamp(press.timestamp)
-        except (msgspec.DecodeError, msgspec.ValidationError, BadTimestamp) as exc:
+            body = msgspec.json.decode(payload or b"{}")
+            if isinstance(body, dict):
+                body.setdefault("vehicle_id", vehicle_id)
+            press = msgspec.convert(body, EmergencyIn)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BadRequest(f"bad emergency payload: {exc}") from None
+        now_ms = wall_clock_ms()
+        ts = press.press_time(now_ms, self._services.settings.max_future_s)
 
         async def store() -> None:
             await self._services.alerts.raise_emergency(
-                principal, vehicle_id, ts=ts, lat=press.lat, lng=press.lng,
+                principal, press.vehicle_id, ts=ts, now_ms=now_ms, lat=press.lat, lng=press.lng,
                 trip_id=press.trip_id, note=press.note,
             )  # fmt: skip
 

@@ -36,6 +36,8 @@ RefId = Annotated[
     ),
 ]
 CheckedVehicleId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
+CheckedRefId = Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_PATTERN)]
+"""A RefId checked by msgspec itself, where decoding speed does not matter (the panic button)."""
 
 
 class PointIn(msgspec.Struct):
