@@ -332,6 +332,71 @@ def test_a_client_that_does_not_read_is_dropped_and_others_go_on(tmp_path: Path)
         server.stop()
 
 
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of the unmasked frames a server sent."""
+    frames, i = [], 0
+    while i + 2 <= len(data):
+        opcode, size = data[i] & 0x0F, data[i + 1] & 0x7F
+        i += 2
+        if size >= 126:
+            width = 2 if size == 126 else 8
+            size = int.from_bytes(data[i : i + width], "big")
+            i += width
+        frames.append((opcode, data[i : i + size]))
+        i += size
+    return frames
+
+
+def test_a_client_that_never_answers_pings_is_closed_and_forgotten(tmp_path: Path) -> None:
+    """A raw socket does the WebSocket handshake by hand, subscribes, and never answers the
+    server's pings: the server closes it after the ping timeout and drops its subscriptions,
+    while a client that answers them (`websockets` does) stays."""
+    import base64
+    import os
+    import socket
+
+    env = {"TRUCKTRACK_WS_PING_INTERVAL_S": "0.5", "TRUCKTRACK_WS_PING_TIMEOUT_S": "0.5"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        token = create_token(server.data_dir, "pings", "admin")
+        with server.client(token) as c, ws(server, token) as alive:
+
+            def gauge(name: str) -> float:
+                return metric(c.get("/metrics").text, name)
+
+            raw = socket.create_connection(("127.0.0.1", server.port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            raw.sendall(
+                f"GET /tracking/ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += raw.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 101"), answer
+            body = json.dumps({"action": "track", "vehicle_ids": ["P1", "P2", "P3"]}).encode()
+            mask = os.urandom(4)
+            raw.sendall(bytes([0x81, 0x80 | len(body)]) + mask
+                        + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))  # fmt: skip
+            wait_for(lambda: gauge("websocket_subscriptions") == 3, what="the subscriptions")
+            assert gauge("websocket_connections") == 2
+            wait_for(lambda: gauge("websocket_connections") == 1, 10, "the silent client closed")
+            assert gauge("websocket_subscriptions") == 0
+            raw.settimeout(5)
+            received = answer.split(b"\r\n\r\n", 1)[1]
+            while chunk := raw.recv(65536):
+                received += chunk
+            raw.close()
+            frames = _frames(received)
+            assert 0x9 in [op for op, _ in frames]  # it was pinged
+            closes = [payload for op, payload in frames if op == 0x8]
+            assert closes and int.from_bytes(closes[0][:2], "big") == 1011  # keepalive timeout
+            assert ask(alive, action="ping") == {"type": "pong"}  # it answered every ping
+    finally:
+        server.stop()
+
+
 def test_latency_and_message_metrics(
     server: Server, fleet: tuple[str, httpx.Client], uid: str
 ) -> None:

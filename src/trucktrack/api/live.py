@@ -3,8 +3,9 @@
 The token comes in the `Authorization: Bearer` header or, for browsers (which cannot set
 headers on a WebSocket), as `?token=`. A missing or bad token closes the connection with 1008
 (policy violation); a client the hub drops for not keeping up is closed with 1013 (try again
-later). Protocol-level ping/pong keeps idle connections alive (uvicorn pings every 20 s and
-closes a peer that does not answer); `{"action": "ping"}` gets `{"type": "pong"}` too.
+later). Protocol-level ping/pong keeps idle connections alive (uvicorn pings every
+`ws_ping_interval_s` and closes a peer that does not answer within `ws_ping_timeout_s`);
+`{"action": "ping"}` gets `{"type": "pong"}` too.
 """
 
 from __future__ import annotations
