@@ -39,6 +39,9 @@ def test_bench_ingest_runs_end_to_end(tmp_path: Path) -> None:
     assert "| [trips] max ingest, 4 clients |" in report
     assert "| max ingest, 4 clients |" in report and "| paced 2000 points/s |" in report
     assert "current-location reads" in report
+    # The trucks drove along their routes: every sampled trip has progress and an ETA.
+    (trips,) = [line for line in report.splitlines() if "[trips] trip reads" in line]
+    assert "no progress: 0, on route: 20 |" in trips, trips
     for line in report.splitlines():
         if line.startswith("| max ingest") or line.startswith("| paced"):
             assert "200: " in line and "error" not in line and "503" not in line, line

@@ -3,7 +3,10 @@
 Phases, each bounded in time: (1) maximum sustained ingest with concurrent clients posting
 batches of 100 points for 10,000 vehicles, (2) an open-loop paced run at 20,000 points/s, with
 latency measured from each request's *scheduled* send time so a stalled server cannot hide its
-queueing (no coordinated omission), (3) current-location reads.
+queueing (no coordinated omission), (3) current-location reads. With `--trips N`, the first N
+trucks are on active trips and drive along their planned routes; a last phase reads a sample
+of those trips and fails the run unless route compliance placed each on its route (progress
+and ETA).
 """
 
 from __future__ import annotations
@@ -114,6 +117,10 @@ def main(args: argparse.Namespace) -> int:
     if args.markdown:
         with open(args.markdown, "a") as fh:
             fh.write(report + "\n")
+    lost = [r.name for r in results if r.name.endswith(TRIP_PHASE) and r.statuses["no progress"]]
+    if lost:
+        print(f"route compliance did not place every sampled trip: {lost}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -288,32 +295,50 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> bo
 # --- load --------------------------------------------------------------------------------------
 
 
+SPEED_KMH = 52.5
+FIX_INTERVAL_MS = 10_000
+"""Device time between two fixes of one truck: each is 146 m further east (52.5 km/h)."""
+DEVICE_TIME_MS = int(3.5 * 3_600_000)
+"""How far device time may run from the start (4 h ago); past it, fixes come 1 ms apart in
+place (a run that long would otherwise post points from the future)."""
+
+
 class _Batches:
-    """Request bodies for `vehicles` trucks: each request's points have a fresh timestamp per
-    vehicle, so nothing is a duplicate. Cheap to make: the client must not be the bottleneck."""
+    """Request bodies for `vehicles` trucks, each driving due east (along its planned route,
+    when on a trip) at the speed it reports, a fix every 10 s of device time; every point is
+    new. Cheap to make: the client must not be the bottleneck."""
 
     def __init__(self, vehicles: int, batch: int) -> None:
         self.vehicles, self.batch = vehicles, batch
         rng = random.Random(7)
         self.base_ms = time.time_ns() // 10**6 - 4 * 3_600_000  # well inside the time window
         self.coords = [(rng.uniform(8.5, 32.0), rng.uniform(69.0, 88.5)) for _ in range(vehicles)]
-        # Each vehicle's fixes are vehicles/batch requests apart, one millisecond each: moving
-        # east at the speed it reports (52.5 km/h), so the processors see plausible tracks.
-        self.step_deg = 52.5 / 3.6 * (vehicles / batch) / 1000 / 111_000
+        self.step_m = SPEED_KMH / 3.6 * FIX_INTERVAL_MS / 1000
+        self.moving_fixes = DEVICE_TIME_MS // FIX_INTERVAL_MS
         self.k = 0
+
+    def driven_km(self, vid: int) -> float:
+        """How far east of its start truck `vid` was at its newest fix made so far."""
+        last = (self.k + 1) * self.batch - 1  # request k holds points k * n + i, i < n
+        newest = last - (last - vid) % self.vehicles
+        if newest < self.batch:  # none yet
+            return 0.0
+        return min(newest // self.vehicles, self.moving_fixes) * self.step_m / 1000
 
     def next_body(self) -> bytes:
         self.k += 1
         k, n, v = self.k, self.batch, self.vehicles
-        ts = self.base_ms + k
         updates = []
         for i in range(n):
             vid = (k * n + i) % v
+            fix = (k * n + i) // v  # this truck's how-many-th
+            moved = min(fix, self.moving_fixes)
+            ts = self.base_ms + moved * FIX_INTERVAL_MS + (fix - moved)
             lat, lng = self.coords[vid]
-            lng += self.step_deg * ((k * n + i) // v)
+            lng += moved * self.step_m / (111_320 * math.cos(math.radians(lat)))
             updates.append(
                 {"vehicle_id": f"BENCH-{vid:05d}", "lat": lat, "lng": lng, "timestamp": ts,
-                 "speed": 52.5, "heading": 90.0, "trip_id": f"BT-{vid:05d}"}
+                 "speed": SPEED_KMH, "heading": 90.0, "trip_id": f"BT-{vid:05d}"}
             )  # fmt: skip
         return msgspec.json.encode({"updates": updates})
 
@@ -438,6 +463,42 @@ async def _reads(url: str, token: str, args: argparse.Namespace, vehicles: int) 
         return tally.result("current-location reads", time.perf_counter() - started)
 
 
+COMPLIANCE_SAMPLE = 20
+TRIP_PHASE = "trip reads: route progress"
+
+
+async def _trip_reads(
+    url: str, token: str, trips: int, batches: _Batches, timeout_s: float = 30
+) -> PhaseResult:
+    """Read a sample of the trips until each shows an ETA and progress along its route as far
+    as its truck drove (the processors publish it every snapshot): statuses count `on route`
+    and `no progress`."""
+    import aiohttp
+
+    tally = _Tally()
+    step = max(1, trips // COMPLIANCE_SAMPLE)
+    waiting = {f"BT-{vid:05d}" for vid in range(0, trips, step)[:COMPLIANCE_SAMPLE]}
+    total = len(waiting)
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while waiting and time.perf_counter() - started < timeout_s:
+            for trip_id in sorted(waiting):
+                since = time.perf_counter()
+                async with session.get(f"{url}/trips/{trip_id}") as resp:
+                    trip = msgspec.json.decode(await resp.read())
+                tally.latencies.append(time.perf_counter() - since)
+                progress = trip.get("progress") or {}
+                driven = batches.driven_km(int(trip_id[3:]))
+                along = progress.get("along_route_km", 0)
+                if progress.get("eta") is not None and abs(along - driven) <= 0.5 + driven / 20:
+                    waiting.discard(trip_id)
+            if waiting:
+                await asyncio.sleep(1)
+    tally.statuses.update({"on route": total - len(waiting), "no progress": len(waiting)})
+    return tally.result(TRIP_PHASE, time.perf_counter() - started)
+
+
 def _run_phases(url: str, token: str, args: argparse.Namespace) -> list[PhaseResult]:
     import uvloop
 
@@ -453,6 +514,8 @@ def _run_phases(url: str, token: str, args: argparse.Namespace) -> list[PhaseRes
         results.append(await _paced(url, token, args, batches))
         if args.read_duration > 0:
             results.append(await _reads(url, token, args, args.vehicles))
+        if args.trips:
+            results.append(await _trip_reads(url, token, min(args.trips, args.vehicles), batches))
         return results
 
     return uvloop.run(phases())
