@@ -176,3 +176,38 @@ def test_a_crash_mid_deviation_raises_no_second_alert(tmp_path: Path) -> None:
             assert wait_for(lambda: route_alerts(c, trip_id) == expected, what="back on route")
     finally:
         server.stop()
+
+
+def test_a_new_route_for_an_active_trip_is_followed(
+    fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    _, c = fleet
+    t0 = now_ms() - 7_200_000
+    trip_id = start_trip(c, uid, t0, arrival=t0 + 3_600_000)
+    drive = Drive(f"RV-{uid}", t0).go(90, 30)  # 5 km east along the 50 km road
+    post_ok(c, *drive.fixes)
+
+    def progress() -> dict[str, Any] | None:
+        p: dict[str, Any] | None = c.get(f"/trips/{trip_id}").json()["progress"]
+        return p if p is not None and p["along_route_km"] > 4 else None
+
+    assert wait_for(progress)["remaining_km"] == pytest.approx(45, abs=0.1)
+    # WHEN the dispatcher re-plans it: the same start, but north after 5 km, 20 km in all
+    turn = destination(*START, 90, 5000)
+    north = destination(*turn, 0, 15_000)
+    line = [[START[1], START[0]], [turn[1], turn[0]], [north[1], north[0]]]
+    r = c.patch(f"/trips/{trip_id}", json={"planned_route": {"type": "LineString",
+                                                             "coordinates": line}})  # fmt: skip
+    assert r.status_code == 200 and r.json()["planned_route"]["vertices"] == 3
+    # THEN the truck turning north follows the new route: no deviation, 20 km less 7 km to go
+    n = len(drive.fixes)
+    drive.go(0, 12)  # 2 km north
+    post_ok(c, *drive.fixes[n:])
+
+    def on_new_route() -> dict[str, Any] | None:
+        p = progress()
+        return p if p is not None and p["remaining_km"] < 15 else None
+
+    p = wait_for(on_new_route, what="progress on the new route")
+    assert p["remaining_km"] == pytest.approx(13, abs=0.2)
+    assert p["deviating"] is False and route_alerts(c, trip_id) == []

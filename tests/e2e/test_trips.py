@@ -3,6 +3,7 @@ rules, the position check, listings, changes, tenancy and the live milestone pus
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -551,3 +552,30 @@ def test_a_patch_losing_the_race_leaves_the_trips_route_alone(
     r = c.post("/trips", json={**trip_body(uid), **route(12)})
     assert_error(r, 409, "conflict")
     assert c.get(trip["planned_route"]["href"]).json()["geometry"]["coordinates"] == coords
+
+
+def test_a_made_up_id_a_feature_route_and_a_long_id(
+    fleet: tuple[str, httpx.Client], uid: str
+) -> None:
+    _, c = fleet
+    body = trip_body(uid)
+    del body["trip_id"]
+    line = body["planned_route"]
+    body["planned_route"] = {"type": "Feature", "geometry": line, "properties": {"name": "x"}}
+    # GIVEN no trip_id and the route as a GeoJSON Feature
+    r = c.post("/trips", json=body)
+    assert r.status_code == 201, r.text
+    made = r.json()
+    # THEN the server makes the id up, and the route is the Feature's line
+    assert re.fullmatch(r"trip_[0-9a-f]{16}", made["trip_id"]), made["trip_id"]
+    assert c.get(f"/trips/{made['trip_id']}").json()["booking_id"] == f"B-{uid}"
+    route = c.get(made["planned_route"]["href"]).json()
+    assert route["geometry"] == line and made["planned_route"]["vertices"] == 3
+    assert_error(c.post("/trips", json={**body, "planned_route": {"type": "Feature",
+                 "geometry": {"type": "Point", "coordinates": [73.8, 18.5]}}}), 400,
+                 "bad_request")  # fmt: skip
+    # AND the longest id (128 characters) keeps its routes too
+    long_id = "L" * 128
+    r = c.post("/trips", json=trip_body(uid, trip_id=long_id))
+    assert r.status_code == 201, r.text
+    assert c.get(f"/trips/{long_id}/route/planned").json()["geometry"] == line
