@@ -273,6 +273,18 @@ def test_a_missing_or_bad_token_closes_with_policy_violation(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
+def test_a_bad_token_in_the_authorization_header_closes_with_policy_violation(
+    server: Server,
+) -> None:
+    url = f"ws://127.0.0.1:{server.port}/tracking/ws"
+    with (
+        connect(url, additional_headers={"Authorization": "Bearer tt_not-a-real-token"}) as conn,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        conn.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
 def test_the_token_may_come_in_the_authorization_header(
     server: Server, fleet: tuple[str, httpx.Client]
 ) -> None:
@@ -393,6 +405,59 @@ def test_a_client_that_never_answers_pings_is_closed_and_forgotten(tmp_path: Pat
             closes = [payload for op, payload in frames if op == 0x8]
             assert closes and int.from_bytes(closes[0][:2], "big") == 1011  # keepalive timeout
             assert ask(alive, action="ping") == {"type": "pong"}  # it answered every ping
+    finally:
+        server.stop()
+
+
+def test_a_stalled_client_neither_slows_ingest_nor_gets_a_backlog(tmp_path: Path) -> None:
+    """A client that stops reading (its socket full, but not long enough to be dropped): POST
+    /tracking/gps keeps its latency, and once the client reads again it gets the newest
+    position of its vehicle, not every one that came meanwhile."""
+    import socket
+    import statistics
+
+    env = {"TRUCKTRACK_LIVE_SEND_TIMEOUT_S": "120", "TRUCKTRACK_LIVE_MIN_INTERVAL_S": "0"}
+    server = Server(tmp_path / "data", env=env).start()
+    try:
+        token = create_token(server.data_dir, "stall", "admin")
+        with server.client(token) as c:
+
+            def timed_post(vehicle: str, metres: float, ts: int) -> float:
+                started = time.perf_counter()
+                post_ok(c, {**at(vehicle, metres), "timestamp": ts})
+                return time.perf_counter() - started
+
+            vehicles = [f"S{i:04d}" for i in range(2000)]
+            for i in range(0, len(vehicles), 500):
+                post_ok(c, *(at(v, i + n) for n, v in enumerate(vehicles[i : i + 500])))
+            base = now_ms()
+            before = [timed_post("S0001", 10 * i, base + i) for i in range(1, 21)]
+            box = [PUNE[1] - 1, PUNE[0] - 1, PUNE[1] + 1, PUNE[0] + 1]
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            url = f"ws://127.0.0.1:{server.port}/tracking/ws?token={token}"
+            # no compression: the snapshots (alike, so they deflate ~15x) fill the socket
+            with connect(url, sock=sock, max_queue=1, compression=None) as slow:
+                ask(slow, action="track", vehicle_ids=["S0001"])
+                for _ in range(20):  # ~8 MB of snapshots it does not read: its socket fills
+                    slow.send(json.dumps({"action": "track_area", "bbox": box, "zoom": 18}))
+                coalesced = metric(c.get("/metrics").text, "websocket_updates_coalesced_total")
+                time.sleep(1.0)
+                during = [timed_post("S0001", 300 + 10 * i, base + 100 + i) for i in range(1, 41)]
+                newest = base + 140
+                text = c.get("/metrics").text
+                assert metric(text, "websocket_updates_coalesced_total") >= coalesced + 30
+                assert metric(text, "websocket_slow_clients_dropped_total") == 0
+                assert statistics.median(during) < 3 * statistics.median(before) + 0.05
+                assert max(during) < 1.0, during
+                seen: list[int] = []  # it reads again: the snapshots, then one newest update
+                while newest not in seen:
+                    message = next_message(slow, timeout=30)
+                    if message["type"] == "location_update":
+                        seen += [u["timestamp_ms"] for u in message["updates"]
+                                 if u["vehicle_id"] == "S0001"]  # fmt: skip
+                assert len([ts for ts in seen if ts > base + 100]) <= 3, seen
     finally:
         server.stop()
 
