@@ -306,15 +306,20 @@ def test_after_verification_a_wrong_code_is_refused_and_the_right_one_is_a_retry
     code = codes_for(trip_id)[-1]
     first = upload(c, trip_id, "otp", None, code=code)
     assert first.status_code == 201 and first.json()["repeated"] is False
-    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-    for _ in range(6):  # not counted once verified: it never locks
-        r = upload(c, trip_id, "otp", None, code=wrong)
-        assert "wrong code" in assert_error(r, 422, "unprocessable")["message"]
     again = upload(c, trip_id, "otp", None, code=code)
     assert again.status_code == 200 and again.json() == {**first.json(), "repeated": True}
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    r = upload(c, trip_id, "otp", None, code=wrong)
+    error = assert_error(r, 422, "unprocessable")
+    assert error["message"] == "wrong code" and error["details"] == [{"attempts_left": 4}]
+    # Guesses stay counted: locked after five, the verification stands.
+    statuses = [upload(c, trip_id, "otp", None, code=wrong).status_code for _ in range(4)]
+    assert statuses == [422, 422, 422, 429]
+    r = upload(c, trip_id, "otp", None, code=code)
+    assert "verified already" in assert_error(r, 429, "locked")["message"]
     listed = c.get(f"/trips/{trip_id}/pod").json()
     assert [x["pod_id"] for x in listed["captures"]] == [first.json()["pod_id"]]
-    assert listed["otp"]["state"] == "verified"
+    assert listed["otp"]["state"] == "verified" and listed["missing"] == ["photo"]
     assert_error(c.post("/delivery/otp", json={"trip_id": trip_id}), 409, "conflict")
 
 
@@ -322,16 +327,17 @@ def test_the_code_is_stored_before_it_is_sent(server: Server, c: httpx.Client, u
     # GIVEN a consignee who types the code in before the gateway has even answered
     trip_id = start_trip(c, uid)
     token = c.headers["Authorization"].removeprefix("Bearer ")
-    answers: list[int] = []
+    answers: list[Any] = []
 
     def consignee_is_quick(message: dict[str, Any]) -> None:
         with server.client(token) as driver:
+            answers.append(driver.get(f"/trips/{trip_id}/pod").json()["otp"]["state"])
             answers.append(upload(driver, trip_id, "otp", None, code=message["code"]).status_code)
 
     Gateway.before_answering[trip_id] = consignee_is_quick
     # WHEN the code is sent THEN the server already knows it
     assert c.post("/delivery/otp", json={"trip_id": trip_id}).status_code == 202
-    assert answers == [201]
+    assert answers == ["sending", 201]
     otp = c.get(f"/trips/{trip_id}/pod").json()["otp"]
     assert otp["state"] == "verified" and otp["sends"] == 1 and otp["error"] is None
 
@@ -351,7 +357,7 @@ def test_a_code_the_gateway_refused_shows_where_the_dispatcher_looks(
         state: dict[str, Any] = c.get(f"/trips/{trip_id}/pod").json()["otp"]
         return state
 
-    refused = wait_for(lambda: otp()["state"] == "not_sent" and otp(), what="not_sent")
+    refused = wait_for(lambda: (o := otp())["state"] == "not_sent" and o, what="not_sent")
     assert refused["sends"] == 0 and "answered 500" in refused["error"]
     r = c.post("/delivery/otp", json={"trip_id": trip_id})
     assert "answered 500" in assert_error(r, 502, "notifier_failed")["message"]

@@ -50,11 +50,16 @@ def challenge() -> OtpChallenge:
 def test_the_right_code_in_time_verifies_once() -> None:
     outcome, after = check_otp(challenge(), "042917", 999, max_attempts=5)
     assert outcome is OtpOutcome.VERIFIED and after.verified_at == 999
-    # Afterwards the challenge is settled: the right code again is a retry, even late; any
-    # other code is wrong, and neither changes it (no attempt counted, no lock).
+    # Afterwards the right code again is a retry, even late, and changes nothing; any other
+    # code is wrong and counted, up to the lock, which stays verified.
     assert check_otp(after, "042917", 5000, 5) == (OtpOutcome.VERIFIED, after)
-    for _ in range(6):
-        assert check_otp(after, "000000", 5000, 5) == (OtpOutcome.WRONG, after)
+    outcomes = []
+    for _ in range(5):
+        outcome, after = check_otp(after, "000000", 5000, max_attempts=5)
+        outcomes.append(outcome)
+    assert outcomes == [OtpOutcome.WRONG] * 4 + [OtpOutcome.LOCKED]
+    assert check_otp(after, "042917", 5000, 5) == (OtpOutcome.LOCKED, after)
+    assert after.verified_at == 999
 
 
 def test_wrong_codes_count_and_lock() -> None:
@@ -77,7 +82,9 @@ def test_the_state_a_dispatcher_sees() -> None:
     assert otp_state(None, 0, 5, configured=True) is OtpState.NONE
     assert otp_state(None, 0, 5, configured=False) is OtpState.UNAVAILABLE
     assert otp_state(ch, 10, 5, True) is OtpState.SENT
-    unsent = msgspec.structs.replace(ch, sent=False, send_error="the gateway answered 500")
+    sending = msgspec.structs.replace(ch, sent=False)
+    assert otp_state(sending, 10, 5, True) is OtpState.SENDING
+    unsent = msgspec.structs.replace(sending, send_error="the gateway answered 500")
     assert otp_state(unsent, 10, 5, True) is OtpState.NOT_SENT
     assert otp_state(ch, 1001, 5, True) is OtpState.EXPIRED
     assert otp_state(msgspec.structs.replace(ch, attempts=5), 10, 5, True) is OtpState.LOCKED

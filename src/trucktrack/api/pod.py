@@ -67,8 +67,8 @@ class PodCapturedOut(PodOut):
 
 class OtpStatusOut(msgspec.Struct):
     state: OtpState
-    """none, unavailable (no gateway), not_sent (the gateway refused the last code: send a
-    new one), sent, expired, locked or verified."""
+    """none, unavailable (no gateway), sending, not_sent (the gateway did not take the last
+    code: send a new one), sent, expired, locked or verified."""
     sends: int
     expires_at: str | None
     attempts_left: int | None
@@ -216,9 +216,10 @@ async def capture_pod(
         captured = await services.pod.capture(principal, trip_id, capture)
     except OtpRejected as exc:
         if exc.outcome is OtpOutcome.LOCKED:
-            raise TooManyAttempts(
-                "too many wrong codes: the OTP is locked; send a new one (POST /delivery/otp)"
-            ) from None
+            then = (
+                "it was verified already" if exc.verified else "send a new one (POST /delivery/otp)"
+            )
+            raise TooManyAttempts(f"too many wrong codes: the OTP is locked; {then}") from None
         message = "the code has expired" if exc.outcome is OtpOutcome.EXPIRED else "wrong code"
         raise Unprocessable(message, [{"attempts_left": exc.attempts_left}]) from None
     out = pod_out(services, captured.record)

@@ -158,17 +158,16 @@ def check_otp(
 ) -> tuple[OtpOutcome, OtpChallenge]:
     """The outcome of one attempt and the challenge after it (attempts counted, verified).
 
-    Once verified the challenge no longer changes: the right code again is VERIFIED (a retry),
-    any other is WRONG without counting (nothing is left to guess for)."""
-    if challenge.verified_at is not None:
-        right = hmac.compare_digest(otp_digest(code, challenge.salt), challenge.digest)
-        return (OtpOutcome.VERIFIED if right else OtpOutcome.WRONG), challenge
+    Once verified a challenge stays so: the right code again is VERIFIED (a retry, even late),
+    another is WRONG and counted as before, so guesses stay bounded (LOCKED at the limit,
+    which then refuses the right code too, but never undoes the verification)."""
     if challenge.attempts >= max_attempts:
         return OtpOutcome.LOCKED, challenge
-    if now_ms > challenge.expires_at:
+    if challenge.verified_at is None and now_ms > challenge.expires_at:
         return OtpOutcome.EXPIRED, challenge
-    right = hmac.compare_digest(otp_digest(code, challenge.salt), challenge.digest)
-    if right:
+    if hmac.compare_digest(otp_digest(code, challenge.salt), challenge.digest):
+        if challenge.verified_at is not None:
+            return OtpOutcome.VERIFIED, challenge
         return OtpOutcome.VERIFIED, msgspec.structs.replace(challenge, verified_at=now_ms)
     after = msgspec.structs.replace(challenge, attempts=challenge.attempts + 1)
     return (OtpOutcome.LOCKED if after.attempts >= max_attempts else OtpOutcome.WRONG), after
@@ -181,8 +180,10 @@ class OtpState(StrEnum):
     """No code was made yet."""
     UNAVAILABLE = "unavailable"
     """No gateway is configured: no code can be sent (a signature must do)."""
+    SENDING = "sending"
+    """The code is stored and being handed to the gateway."""
     NOT_SENT = "not_sent"
-    """The last code never reached the gateway: send a new one."""
+    """The gateway did not take the last code: send a new one."""
     SENT = "sent"
     """The consignee has a valid code."""
     EXPIRED = "expired"
@@ -203,7 +204,9 @@ def otp_state(
         return OtpState.LOCKED
     if now_ms > challenge.expires_at:
         return OtpState.EXPIRED
-    return OtpState.SENT if challenge.sent else OtpState.NOT_SENT
+    if challenge.sent:
+        return OtpState.SENT
+    return OtpState.SENDING if challenge.send_error is None else OtpState.NOT_SENT
 
 
 # --- policy ---------------------------------------------------------------------------------------

@@ -104,10 +104,12 @@ class PodOverview(msgspec.Struct, frozen=True):
 class OtpRejected(Exception):
     """A wrong, expired or locked code; `outcome` says which, `attempts_left` how many remain."""
 
-    def __init__(self, outcome: OtpOutcome, attempts_left: int) -> None:
+    def __init__(self, outcome: OtpOutcome, attempts_left: int, verified: bool) -> None:
         super().__init__(outcome.value)
         self.outcome = outcome
         self.attempts_left = attempts_left
+        self.verified = verified
+        """The trip's OTP was verified before this attempt (it stays so)."""
 
 
 class PodService:
@@ -331,7 +333,8 @@ class PodService:
             if outcome is not OtpOutcome.VERIFIED:
                 if after != challenge:
                     await self._store.put_challenge(after)
-                raise OtpRejected(outcome, max(0, self._otp_attempts - after.attempts))
+                left = max(0, self._otp_attempts - after.attempts)
+                raise OtpRejected(outcome, left, challenge.verified_at is not None)
             if challenge.verified_at is not None:
                 done = [r for r in self._store.for_trip(trip.fleet_id, trip.trip_id)
                         if r.type is PodType.OTP]  # fmt: skip
