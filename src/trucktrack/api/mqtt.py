@@ -5,7 +5,9 @@ acknowledges a message only once what it carries is durably stored: if trucktrac
 the broker delivers it again, and the store's idempotency (vehicle, timestamp) makes the repeat
 harmless. paho-mqtt runs its network loop in a thread and reconnects by itself after a broker
 restart; each message is handed to the server's event loop and goes through the same decoding,
-validation and ingest service as `POST /tracking/gps`.
+validation and ingest service as `POST /tracking/gps` (emergencies: as `POST
+/tracking/emergency`). A message that could not be stored is logged and left unacknowledged,
+and the bridge reconnects on its session so that the broker delivers it again.
 
 Who may post for a vehicle: the broker authenticates devices (password file) and its ACL lets a
 device publish only under its own vehicle id; trucktrack then takes the fleet from the device
