@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from trucktrack.domain.live import CELL_HOLD_MS, Area, AreaView, delta, view_of
-from trucktrack.domain.model import GpsPoint
+from trucktrack.domain.model import GpsPoint, Principal, Role
+from trucktrack.metrics import Metrics
+from trucktrack.services.live import LiveHub
 
 
 def point(lat: float, lng: float, speed: float = 50.0, ts: int = 1) -> GpsPoint:
@@ -76,3 +83,46 @@ def test_cells_are_numbered_by_division_then_truncation() -> None:
     assert size is not None
     for lat, lng in [(18.52, 73.85), (-33.9, 151.2), (0.0, -180.0), (89.9, 179.9)]:
         assert area.cell(lat, lng) == (int((lng + 180.0) / size), int((lat + 90.0) / size))
+
+
+class NoLocations:
+    """A store with no current locations: every snapshot is empty."""
+
+    def get_many(self, fleet_id: str, vehicle_ids: Sequence[str]) -> dict[str, GpsPoint]:
+        return {}
+
+    def in_area(self, *args: object, **kwargs: object) -> list[GpsPoint]:
+        return []
+
+
+def test_only_a_vehicle_followed_through_the_area_alone_is_announced_as_left() -> None:
+    def fix(vehicle: str, lat: float, ts: int) -> GpsPoint:
+        return GpsPoint("f", vehicle, ts, lat, 73.5, 50.0, 90.0, 10.0, None, None, None, None, ts)
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = LiveHub(NoLocations(), Metrics(), location_ttl_h=1e6, min_interval_s=0)  # type: ignore[arg-type]
+        sent: list[dict[str, Any]] = []
+
+        async def send(text: str) -> None:
+            sent.append(json.loads(text))
+
+        client = hub.connect(Principal("f", Role.ADMIN), send)
+        sender = asyncio.create_task(hub.run_sender(client))
+        area = {"action": "track_area", "bbox": [73, 18, 74, 19], "zoom": 15}
+        await hub.handle(client, json.dumps(area))
+        await hub.handle(client, json.dumps({"action": "track", "vehicle_ids": ["B"]}))
+        hub.publish_points("f", [fix("A", 18.5, 1), fix("B", 18.5, 1)])
+        await asyncio.sleep(0.05)
+        hub.publish_points("f", [fix("A", 20.0, 2), fix("B", 20.0, 2)])  # both drive out
+        await asyncio.sleep(0.05)
+        hub.publish_points("f", [fix("A", 20.1, 3)])  # still out: nothing more
+        await asyncio.sleep(0.05)
+        hub.disconnect(client)
+        await sender
+        return sent
+
+    sent = asyncio.run(scenario())
+    kinds = [m["type"] for m in sent]
+    assert kinds == ["snapshot", "snapshot", "location_update", "left_area", "location_update"]
+    assert sent[3] == {"type": "left_area", "vehicle_ids": ["A"]}  # B is tracked: it stays
+    assert [u["vehicle_id"] for u in sent[4]["updates"]] == ["B"]
