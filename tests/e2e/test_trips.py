@@ -3,7 +3,9 @@ rules, the position check, listings, changes, tenancy and the live milestone pus
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -579,3 +581,40 @@ def test_a_made_up_id_a_feature_route_and_a_long_id(
     r = c.post("/trips", json=trip_body(uid, trip_id=long_id))
     assert r.status_code == 201, r.text
     assert c.get(f"/trips/{long_id}/route/planned").json()["geometry"] == line
+
+
+@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is installed by make test")
+def test_over_mqtt_a_fix_naming_another_trucks_trip_is_refused_too(tmp_path: Path) -> None:
+    from tests.e2e.test_mqtt import Broker, device, mqtt_server, publish, wait_subscribed
+
+    broker = Broker(tmp_path / "broker").start()
+    server, admin = mqtt_server(tmp_path / "data", broker)
+    server.start()
+    dev = None
+    try:
+        wait_subscribed(server, admin)
+        with server.client(admin) as c:
+            body = {**trip_body("mq"), "trip_id": "MQ-TRIP", "vehicle_id": "MQ-1"}
+            assert c.post("/trips", json=body).status_code == 201
+            replies: list[dict[str, Any]] = []
+            dev = device(broker, "MQ-2")
+            dev.on_message = lambda _c, _u, m: replies.append(json.loads(m.payload))
+            dev.subscribe("topic/vehicle/MQ-2/gps/rejected", qos=1)
+            time.sleep(0.5)  # the subscription is in place
+            t = now_ms() - 60_000
+            # GIVEN MQ-2's device tagging one of its fixes with MQ-1's trip
+            publish(dev, "topic/vehicle/MQ-2/gps", [
+                {"lat": 18.52, "lng": 73.85, "timestamp": t, "trip_id": "MQ-TRIP"},
+                {"lat": 18.53, "lng": 73.85, "timestamp": t + 1000},
+            ])  # fmt: skip
+            # THEN it is refused by index, the other fix stored, the trip's history empty
+            wait_for(lambda: replies, what="the rejection reply")
+            assert replies == [{"processed": 1, "rejected": [
+                {"index": 0, "reason": "trip 'MQ-TRIP' is not a trip of 'MQ-2'"}]}]  # fmt: skip
+            assert wait_for(lambda: c.get("/tracking/vehicle/MQ-2/location").status_code == 200)
+            assert c.get("/tracking/trip/MQ-TRIP/history").json()["count"] == 0
+    finally:
+        if dev is not None:
+            dev.loop_stop()
+        server.stop()
+        broker.stop()
