@@ -192,3 +192,37 @@ def test_a_dead_writer_process_makes_writes_fail_fast(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         services.close()
+
+
+def test_an_area_is_thinned_to_the_newest_fresh_fix_per_cell_before_the_limit(
+    services: Services,
+) -> None:
+    """The store's cells (SQL) are the domain's cells (`Area.cell`), across the antimeridian
+    too; stale fixes never count, and the limit cuts the thinned list, newest first."""
+    import random
+
+    from trucktrack.domain.live import Area
+
+    rng = random.Random(7)
+    points = [
+        gps(f"V{i}", NOW - rng.randrange(0, 2 * 86_400_000), lat=rng.uniform(-20, 20),
+            lng=rng.choice([rng.uniform(170, 180), rng.uniform(-180, -170)]))
+        for i in range(3000)
+    ]  # fmt: skip
+    asyncio.run(log_of(services).append("f1", points))
+    current = services.tracking._current
+    fresh_after = NOW - 86_400_000
+    for zoom in (3, 6, 9, 13):
+        area = Area(172.0, -15.0, -172.0, 15.0, zoom)
+        newest: dict[object, tuple[int, str]] = {}
+        for p in points:
+            if p.ts >= fresh_after and area.contains(p.lat, p.lng):
+                key = area.cell(p.lat, p.lng) or p.vehicle_id
+                newest[key] = max(newest.get(key, (-1, "")), (p.ts, p.vehicle_id))
+        expected = [v for _, v in sorted(newest.values(), reverse=True)]
+        found = current.in_area("f1", 172.0, -15.0, -172.0, 15.0, newer_than_ms=fresh_after,
+                                cell_deg=area.cell_deg, limit=10_000)  # fmt: skip
+        assert [p.vehicle_id for p in found] == expected, zoom
+        first = current.in_area("f1", 172.0, -15.0, -172.0, 15.0, newer_than_ms=fresh_after,
+                                cell_deg=area.cell_deg, limit=5)  # fmt: skip
+        assert [p.vehicle_id for p in first] == expected[:5]
