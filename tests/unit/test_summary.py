@@ -275,8 +275,13 @@ def test_the_sweep_makes_missing_summaries_and_backs_off_a_failing_trip() -> Non
     trips = [msgspec.structs.replace(the_trip(), trip_id=f"T{i:02}", ended_at=ms(7800 + i))
              for i in range(25)]  # fmt: skip
     store = FakeSummaryStore(trips)
+
+    class Trips:  # the actual route is written with the summary: here there is none to write
+        async def ensure_actual_route(self, trip: Trip) -> Trip:
+            return trip
+
     service = SummaryService(
-        store, None, None, None, None, None, None,  # type: ignore[arg-type]
+        store, Trips(), None, None, None, None, None,  # type: ignore[arg-type]
         rules=SummaryRules(), default_class=VehicleClass.HCV, backfill_days=30,
     )  # fmt: skip
     empty = TrackColumns(*(np.zeros(0, t) for t in (np.int64, float, float, float, float, float)))

@@ -73,7 +73,7 @@ def test_windows_attribute_points_by_time() -> None:
     assert windows.trip_at("f", "v", 99) is None
     assert windows.trip_at("f", "v", 100) == "a" and windows.trip_at("f", "v", 10**12) == "a"
     assert windows.trip_at("g", "v", 120) is None  # another fleet's vehicle of the same name
-    assert windows.active() == [("f", "v", "a", 100)]
+    assert windows.active() == [("f", "v", "a", 100, 100)]
     done = msgspec.structs.replace(first, ended_at=200, status=TripStatus.COMPLETED)
     windows.put(done)
     second = advance(trip(trip_id="b"), Milestone.TRIP_STARTED, 300)

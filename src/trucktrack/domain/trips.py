@@ -8,6 +8,7 @@ until `trip_started`, active until `trip_completed`, and may be cancelled before
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import NamedTuple
 
 import msgspec
 
@@ -202,19 +203,34 @@ def place_for(trip: Trip, milestone: Milestone) -> Place | None:
     return trip.pickup if which == "pickup" else trip.delivery
 
 
+class ActiveTrip(NamedTuple):
+    fleet_id: str
+    vehicle_id: str
+    trip_id: str
+    started_at: int
+    """trip_started's time (device or dispatcher time, maybe back-dated)."""
+    watched_from: int
+    """When trip_started was recorded (wall clock): fixes are expected from then on."""
+
+
 class TripWindows:
     """Which trip a vehicle's point belongs to, by its time: the windows between trip_started
     and trip_completed (open while active). Points that name no trip are attributed with it."""
 
     def __init__(self) -> None:
         self._by_vehicle: dict[tuple[str, str], list[tuple[int, int | None, str]]] = {}
+        self._watched_from: dict[tuple[str, str], int] = {}
 
     def put(self, trip: Trip) -> None:
         key = (trip.fleet_id, trip.vehicle_id)
         windows = [w for w in self._by_vehicle.get(key, []) if w[2] != trip.trip_id]
+        self._watched_from.pop((trip.fleet_id, trip.trip_id), None)
         if trip.started_at is not None and trip.status is not TripStatus.CANCELLED:
             windows.append((trip.started_at, trip.ended_at, trip.trip_id))
             windows.sort()
+            if trip.ended_at is None:
+                recorded = trip.milestones[0].recorded_at if trip.milestones else 0
+                self._watched_from[(trip.fleet_id, trip.trip_id)] = max(recorded, trip.started_at)
         if windows:
             self._by_vehicle[key] = windows
         else:
@@ -240,10 +256,12 @@ class TripWindows:
                 return trip_id
         return None
 
-    def active(self) -> list[tuple[str, str, str, int]]:
-        """(fleet, vehicle, trip, started_at) of every trip under way."""
+    def active(self) -> list[ActiveTrip]:
+        """Every trip under way."""
         return [
-            (fleet, vehicle, trip_id, start)
+            ActiveTrip(
+                fleet, vehicle, trip_id, start, self._watched_from.get((fleet, trip_id), start)
+            )
             for (fleet, vehicle), windows in self._by_vehicle.items()
             for start, end, trip_id in windows
             if end is None

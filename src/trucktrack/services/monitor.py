@@ -21,6 +21,7 @@ from collections import defaultdict
 
 from trucktrack.domain.alerts import AlertType, Severity, keyed_alert
 from trucktrack.domain.model import GpsPoint
+from trucktrack.domain.trips import ActiveTrip
 from trucktrack.ports import CurrentLocations, StopLog
 from trucktrack.services.alerts import AlertService
 from trucktrack.services.trips import TripService
@@ -54,8 +55,8 @@ class TripMonitor:
         self._trips.forget_finished(now_ms)
         active = self._trips.windows.active()
         by_fleet: dict[str, list[str]] = defaultdict(list)
-        for fleet_id, vehicle_id, _, _ in active:
-            by_fleet[fleet_id].append(vehicle_id)
+        for trip in active:
+            by_fleet[trip.fleet_id].append(trip.vehicle_id)
         newest: dict[tuple[str, str], GpsPoint] = {}
         for fleet_id, vehicles in by_fleet.items():
             for i in range(0, len(vehicles), READ_CHUNK):
@@ -63,12 +64,10 @@ class TripMonitor:
                 newest.update(((fleet_id, v), p) for v, p in found.items())
         raised = 0
         still_silent: dict[tuple[str, str], int] = {}
-        for fleet_id, vehicle_id, trip_id, started_at in active:
-            point = newest.get((fleet_id, vehicle_id))
-            raised += await self._check_stop(fleet_id, vehicle_id, trip_id, now_ms)
-            raised += await self._check_signal(
-                fleet_id, vehicle_id, trip_id, started_at, point, now_ms, still_silent
-            )
+        for trip in active:
+            point = newest.get((trip.fleet_id, trip.vehicle_id))
+            raised += await self._check_stop(trip.fleet_id, trip.vehicle_id, trip.trip_id, now_ms)
+            raised += await self._check_signal(trip, point, now_ms, still_silent)
         self._silent = still_silent  # trips no longer active are forgotten
         return raised
 
@@ -97,21 +96,21 @@ class TripMonitor:
 
     async def _check_signal(
         self,
-        fleet_id: str,
-        vehicle_id: str,
-        trip_id: str,
-        started_at: int,
+        trip: ActiveTrip,
         point: GpsPoint | None,
         now_ms: int,
         still_silent: dict[tuple[str, str], int],
     ) -> int:
-        """signal_lost once the truck has been silent too long, signal_restored at its next fix."""
+        """signal_lost once the truck has been silent too long, signal_restored at its next fix.
+        Silence counts from its newest point's arrival, at the earliest from when trip_started
+        was recorded (a back-dated start does not make a truck silent at once)."""
+        fleet_id, vehicle_id, trip_id = trip.fleet_id, trip.vehicle_id, trip.trip_id
         key = (fleet_id, trip_id)
         lost_at = self._silent.get(key)
-        if point is not None and point.ts < started_at:
-            point = None  # its newest fix is from before the trip: silent since the start
-        last_ts = started_at if point is None else point.ts
-        heard_at = started_at if point is None else max(point.received_at, started_at)
+        heard_at = max(trip.watched_from, 0 if point is None else point.received_at)
+        if point is not None and point.ts < trip.started_at:
+            point = None  # its newest fix is from before the trip
+        last_ts = trip.started_at if point is None else point.ts
         if lost_at is not None and last_ts > lost_at:
             assert point is not None
             restored = keyed_alert(
