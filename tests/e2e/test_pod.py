@@ -424,7 +424,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(head.encode())
-        reply = sock.recv(65536)
+        reply = _read_reply(sock)
     assert reply.startswith(b"HTTP/1.1 413 "), reply
     assert b"payload_too_large" in reply and b"over 50000 bytes" in reply
     assert c.get(f"/trips/{trip_id}/pod").json()["captures"] == []
@@ -479,3 +479,19 @@ def test_without_a_gateway_an_otp_cannot_be_sent_and_the_listing_says_so(
         )
         otp = c.get(f"/trips/{trip_id}/pod").json()["otp"]
         assert otp["state"] == "unavailable" and "TRUCKTRACK_OTP_WEBHOOK_URL" in otp["error"]
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """A whole HTTP reply: its headers and body may come in separate segments."""
+    reply = b""
+    while b"\r\n\r\n" not in reply and (chunk := sock.recv(65536)):
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        0,
+    )  # fmt: skip
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
