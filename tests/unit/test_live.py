@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,3 +127,38 @@ def test_only_a_vehicle_followed_through_the_area_alone_is_announced_as_left() -
     assert kinds == ["snapshot", "snapshot", "location_update", "left_area", "location_update"]
     assert sent[3] == {"type": "left_area", "vehicle_ids": ["A"]}  # B is tracked: it stays
     assert [u["vehicle_id"] for u in sent[4]["updates"]] == ["B"]
+
+
+def test_the_rate_limit_is_paced_by_arrival_so_a_late_update_delays_no_later_one() -> None:
+    """A point that reached the hub late (a slow commit) must not push back the next one:
+    the limit counts from the points' arrival, not from when the previous update went out."""
+
+    def fix(ts: int, received_at: int) -> GpsPoint:
+        return GpsPoint("f", "V1", ts, 18.5, 73.5, 50.0, 90.0, 10.0, None, None, None, None,
+                        received_at)  # fmt: skip
+
+    async def scenario() -> list[tuple[float, dict[str, Any]]]:
+        hub = LiveHub(NoLocations(), Metrics(), location_ttl_h=1e6, min_interval_s=0.5)  # type: ignore[arg-type]
+        sent: list[tuple[float, dict[str, Any]]] = []
+
+        async def send(text: str) -> None:
+            sent.append((time.time(), json.loads(text)))
+
+        client = hub.connect(Principal("f", Role.ADMIN), send)
+        sender = asyncio.create_task(hub.run_sender(client))
+        await hub.handle(client, json.dumps({"action": "track", "vehicle_ids": ["V1"]}))
+        arrived = int(time.time() * 1000)
+        await asyncio.sleep(0.3)  # the first point reaches the hub 0.3 s after it arrived
+        hub.publish_points("f", [fix(1, arrived)])
+        await asyncio.sleep(0.25)  # the next one arrives on time, 0.55 s after the first
+        hub.publish_points("f", [fix(2, arrived + 550)])
+        await asyncio.sleep(0.3)
+        hub.disconnect(client)
+        await sender
+        return sent
+
+    sent = asyncio.run(scenario())
+    updates = [(at, m) for at, m in sent if m["type"] == "location_update"]
+    assert [m["updates"][0]["timestamp_ms"] for _, m in updates] == [1, 2]
+    # Paced by sending time it would wait until 0.3 + 0.5 s; by arrival it goes at once.
+    assert updates[1][0] - updates[0][0] < 0.4

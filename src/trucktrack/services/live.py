@@ -106,6 +106,8 @@ class LiveClient:
         """Vehicles whose marker the client should remove (they left its area): `left_area`."""
         self.last_sent: dict[str, View] = {}
         self.next_ok: dict[str, float] = {}
+        """vehicle -> when (wall clock, s) its next update may go: the arrival of the last one
+        sent plus the interval."""
         self.alerts: collections.deque[Alert] = collections.deque()
         self.replies: collections.deque[bytes] = collections.deque()
         self.wake = asyncio.Event()
@@ -439,7 +441,10 @@ class LiveHub:
             messages.append((_encode({"type": "left_area", "vehicle_ids": gone}), []))
         if not client.pending:
             return messages
-        now = time.monotonic()
+        # Paced by the points' arrival, not by when they were sent: a truck reporting every
+        # second is never held back, and one late send (a slow commit) does not delay every
+        # later update of that vehicle by as much.
+        now = time.time()
         ready, later = [], []
         for vid, p in client.pending.items():
             (ready if client.next_ok.get(vid, 0.0) <= now else later).append((vid, p))
@@ -455,7 +460,7 @@ class LiveHub:
             view = view_of(p)
             updates.append(delta(client.last_sent.get(vid), view))
             client.last_sent[vid] = view
-            client.next_ok[vid] = now + self._min_interval_s
+            client.next_ok[vid] = p.received_at / 1000 + self._min_interval_s
         body = _encode({"type": "location_update", "updates": updates})
         return [*messages, (body, [p.received_at for _, p in ready])]
 
