@@ -2,10 +2,14 @@
 
 Starts the real server, connects `--clients` WebSocket clients (1,000) that each track
 `--per-client` vehicles (10; every vehicle watched by one client), then posts `--rate` points/s
-(10,000) in batches of 100 on a fixed schedule for `--duration` seconds: every vehicle moves
-once a round, and each point's device time is the moment it is sent. Each client records, for
-every update it receives, the time from that moment to its arrival (so the figure includes
-HTTP, validation, the durable write, the hub and the WebSocket). At the end, after a settle
+(10,000) in batches of 100 on a fixed schedule for `--warmup` (3 s, not measured: the server
+settles after the connection rush) then `--duration` seconds: every vehicle moves once a round,
+and each point's device time is the moment it is sent. Each client records, for every update
+it receives of a point sent after the warm-up, the time from that moment to its arrival (so the
+figure includes HTTP, validation, the durable write, the hub and the WebSocket). The clients
+and the load generator are one process, the measuring instrument: once connected it freezes
+its heap out of the garbage collector, whose full collections would otherwise add their own
+pauses to the figures. At the end, after a settle
 time, every client's last position of every vehicle must be the last one posted: anything else
 is counted as lost (updates in between may be coalesced by the 1 s rate limit: that is
 intended, a map only needs the newest position).
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -34,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-client", type=int, default=10, help="vehicles each client tracks")
     parser.add_argument("--rate", type=float, default=10_000, help="points/s ingested")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of ingest")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of ingest before measuring")  # fmt: skip
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait at the end")
     parser.add_argument("--data-dir", help="data folder of the started server (default: temp)")
     parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
@@ -48,7 +55,7 @@ class _Client:
 
 
 async def _watch(url: str, token: str, client: _Client, ready: asyncio.Event, stop: asyncio.Event,
-                 connected: list[int]) -> None:  # fmt: skip
+                 connected: list[int], measured_from: list[int]) -> None:  # fmt: skip
     from websockets.asyncio.client import connect
 
     ws_url = url.replace("http://", "ws://", 1)
@@ -71,7 +78,8 @@ async def _watch(url: str, token: str, client: _Client, ready: asyncio.Event, st
             for update in message["updates"]:
                 ts = update["timestamp_ms"]
                 client.latest[update["vehicle_id"]] = ts
-                client.latencies.append(now_ms - ts)
+                if ts >= measured_from[0]:
+                    client.latencies.append(now_ms - ts)
 
 
 async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -95,16 +103,19 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
                 assert resp.status == 200, await resp.text()
         ready, stop = asyncio.Event(), asyncio.Event()
         connected = [0, len(clients)]
+        measured_from = [2**62]  # device time of the first measured point, set after warm-up
         tasks = []
         started = time.perf_counter()
         for start in range(0, len(clients), 50):  # connect in waves, not all at once
             tasks += [
-                asyncio.create_task(_watch(url, token, c, ready, stop, connected))
+                asyncio.create_task(_watch(url, token, c, ready, stop, connected, measured_from))
                 for c in clients[start : start + 50]
             ]
             await asyncio.sleep(0.05)
         await asyncio.wait_for(ready.wait(), timeout=120)
         connect_s = time.perf_counter() - started
+        gc.collect()
+        gc.freeze()
 
         batch = 100
         interval = batch / args.rate
@@ -115,15 +126,23 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
         begin = time.perf_counter()
         pending: set[asyncio.Task[None]] = set()
 
-        async def post(body: bytes, since: float) -> None:
+        async def post(body: bytes, since: float, measured: bool) -> None:
             async with session.post(url + "/tracking/gps", data=body) as resp:
                 await resp.read()
-                statuses[resp.status] = statuses.get(resp.status, 0) + 1
-            post_latencies.append(time.perf_counter() - since)
+                status = resp.status
+            if measured:
+                statuses[status] = statuses.get(status, 0) + 1
+                post_latencies.append(time.perf_counter() - since)
+            elif status != 200:
+                statuses[status] = statuses.get(status, 0) + 1
 
-        while (due := begin + k * interval) < begin + args.duration:
+        warm_k = int(args.warmup / interval)
+        while (due := begin + k * interval) < begin + args.warmup + args.duration:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             now_ms = time.time_ns() // 10**6
+            if k == warm_k:
+                measured_from[0] = now_ms
+                measure_begin = time.perf_counter()
             first = (k * batch) % n
             chosen = vehicles[first : first + batch]
             step = (k * batch) // n + 1
@@ -131,11 +150,13 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
                         "speed": 40.0, "timestamp": now_ms} for v in chosen]  # fmt: skip
             for v in chosen:
                 last_sent[v] = now_ms
-            task = asyncio.create_task(post(msgspec.json.encode({"updates": updates}), due))
+            task = asyncio.create_task(
+                post(msgspec.json.encode({"updates": updates}), due, k >= warm_k)
+            )
             pending.add(task)
             task.add_done_callback(pending.discard)
             k += 1
-        ingest_s = time.perf_counter() - begin
+        ingest_s = time.perf_counter() - measure_begin
         await asyncio.gather(*pending)
         await asyncio.sleep(args.settle)
         stop.set()
@@ -148,7 +169,7 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
     return {
         "connect_s": connect_s,
         "ingest_s": ingest_s,
-        "points": k * batch,
+        "points": (k - warm_k) * batch,
         "statuses": statuses,
         "post_p99_ms": _percentile(sorted(post_latencies), 0.99),
         "deliveries": len(latencies),
@@ -176,7 +197,8 @@ def main(args: argparse.Namespace) -> int:
         f"Command: `{command}`  ",
         f"Machine: {_machine()}  ",
         f"Load: {args.clients} WebSocket clients x {args.per_client} vehicles; "
-        f"{r['points']:,} points posted over {r['ingest_s']:.1f} s "
+        f"{r['points']:,} points posted over {r['ingest_s']:.1f} s after {args.warmup:g} s "
+        "of warm-up "
         f"({r['points'] / r['ingest_s']:,.0f} points/s, statuses {r['statuses']}, "
         f"POST p99 {r['post_p99_ms']:.1f} ms); clients connected in {r['connect_s']:.1f} s; "
         "client, server and load share the machine",
