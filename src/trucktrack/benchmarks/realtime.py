@@ -74,12 +74,14 @@ async def _watch(url: str, token: str, client: _Client, ready: asyncio.Event, st
             message = json.loads(raw)
             if message.get("type") != "location_update":
                 continue
-            client.messages += 1
+            measured = False
             for update in message["updates"]:
                 ts = update["timestamp_ms"]
                 client.latest[update["vehicle_id"]] = ts
                 if ts >= measured_from[0]:
                     client.latencies.append(now_ms - ts)
+                    measured = True
+            client.messages += measured
 
 
 async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
