@@ -78,12 +78,17 @@ def test_a_fresh_data_dir_prints_a_working_first_token(tmp_path: Path) -> None:
 def test_bench_realtime_reports_latency_and_no_loss() -> None:
     out = subprocess.run(
         [*CLI, "bench", "realtime", "--clients", "20", "--per-client", "5", "--rate", "1000",
-         "--duration", "2", "--settle", "1.5"],
+         "--warmup", "1", "--duration", "2", "--settle", "1.5", "--timeline"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     row = next(line for line in out.stdout.splitlines() if line.startswith("| ") and "of" in line)
     assert row.rstrip(" |").endswith("0 of 100"), row
+    # Only the 2,000 points sent after the warm-up are measured (each delivered at most once).
+    deliveries = int(row.split("|")[1].replace(",", ""))
+    assert 0 < deliveries <= 2000, row
+    assert "after 1 s of warm-up" in out.stdout
+    assert "deliveries: " in out.stdout and "POST replies: " in out.stdout
 
 
 def test_bench_mqtt_stores_everything_published() -> None:

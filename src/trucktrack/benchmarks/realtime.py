@@ -27,6 +27,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds of ingest before measuring")  # fmt: skip
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait at the end")
+    parser.add_argument(
+        "--timeline", action="store_true", help="also report when latency went over 60 ms"
+    )
     parser.add_argument("--data-dir", help="data folder of the started server (default: temp)")
     parser.add_argument("--markdown", help="append the results as a markdown section to FILE")
 
@@ -51,6 +55,8 @@ class _Client:
         self.vehicles = vehicles
         self.latest: dict[str, int] = {}
         self.latencies: list[float] = []
+        self.sent_at: list[int] = []
+        """The device time of each measured delivery, beside its latency (for --timeline)."""
         self.messages = 0
 
 
@@ -80,6 +86,7 @@ async def _watch(url: str, token: str, client: _Client, ready: asyncio.Event, st
                 client.latest[update["vehicle_id"]] = ts
                 if ts >= measured_from[0]:
                     client.latencies.append(now_ms - ts)
+                    client.sent_at.append(ts)
                     measured = True
             client.messages += measured
 
@@ -123,6 +130,7 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
         interval = batch / args.rate
         last_sent: dict[str, int] = {}
         post_latencies: list[float] = []
+        post_sent_at: list[int] = []
         statuses: dict[int, int] = {}
         k = 0
         begin = time.perf_counter()
@@ -135,6 +143,7 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
             if measured:
                 statuses[status] = statuses.get(status, 0) + 1
                 post_latencies.append(time.perf_counter() - since)
+                post_sent_at.append(int((time.time() - (time.perf_counter() - since)) * 1000))
             elif status != 200:
                 statuses[status] = statuses.get(status, 0) + 1
 
@@ -164,6 +173,11 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    start_ms = measured_from[0]
+    deliveries = _timeline(
+        start_ms, ((t, x) for c in clients for t, x in zip(c.sent_at, c.latencies, strict=True))
+    )
+    posts = _timeline(start_ms, zip(post_sent_at, (x * 1000 for x in post_latencies), strict=True))
     latencies = sorted(x for c in clients for x in c.latencies)
     lost = sum(
         1 for c in clients for v in c.vehicles if v in last_sent and c.latest.get(v) != last_sent[v]
@@ -181,6 +195,7 @@ async def _run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]
         if latencies
         else 0.0,
         "max_ms": latencies[-1] if latencies else 0.0,
+        "timeline": (deliveries, posts),
         "lost": lost,
         "watched": len(last_sent),
     }
@@ -215,9 +230,36 @@ def main(args: argparse.Namespace) -> int:
         "device time (its send time) to its update reaching the client; lost: vehicles whose "
         "last update a client got is not the last position posted.",
     ]
+    if args.timeline:
+        deliveries, posts = r["timeline"]
+        lines += [
+            "",
+            "Worst latency (ms) per 250 ms of send time, seconds after the warm-up, where over "
+            f"{SLOW_MS} ms:",
+            f"deliveries: {_spots(deliveries)}",
+            f"POST replies: {_spots(posts)}",
+        ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.markdown:
         with open(args.markdown, "a") as fh:
             fh.write(report + "\n")
     return 0 if r["lost"] == 0 else 1
+
+
+SLOW_MS = 60
+
+
+def _timeline(start_ms: int, samples: Iterable[tuple[int, float]]) -> dict[int, float]:
+    """The worst latency in each 250 ms of send time (bucket number from `start_ms`)."""
+    worst: dict[int, float] = {}
+    for sent_ms, latency in samples:
+        bucket = (sent_ms - start_ms) // 250
+        if latency > worst.get(bucket, 0.0):
+            worst[bucket] = latency
+    return worst
+
+
+def _spots(worst: dict[int, float]) -> str:
+    slow = [f"{b / 4:.2f}s {v:.0f}" for b, v in sorted(worst.items()) if v > SLOW_MS]
+    return ", ".join(slow) if slow else "none"
