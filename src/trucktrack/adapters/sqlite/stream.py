@@ -201,7 +201,11 @@ class TrackStream:
         due = time.monotonic() - self._snapshot_at >= self._snapshot_s
         if due and self._seq > self._trim_to:
             self.close()
-        elif self._trimmed < self._trim_to or any(len(u) for u in self._unsaved.values()):
+        elif (
+            self._trimmed < self._trim_to
+            or self._progressed
+            or any(len(u) for u in self._unsaved.values())
+        ):
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -396,6 +400,7 @@ class TrackStream:
             # The journal must only ever be replayed with the fences and routes it saw: save
             # the state first. (Checked only when points come, so many changes stay cheap.)
             self._snapshot()
+            self._publish_progress(len(self._progressed))  # before the trips' slots change
             self._load_fences()
             self._load_trips()
         now = _now_ms()
@@ -526,7 +531,6 @@ class TrackStream:
             "INSERT OR REPLACE INTO stream_snapshot VALUES (1, ?, ?, ?)",
             [self._seq, _now_ms(), _encode(saved)],
         )
-        self._publish_progress()
         self._trim_to = self._seq
         for name, now, saved in (
             ("vehicle", state.distance, self._saved_distance),
@@ -540,27 +544,29 @@ class TrackStream:
         self._saved_trips = state.trip_distance.copy()
         self._snapshot_at = time.monotonic()
 
-    def _publish_progress(self) -> None:
-        """Where the trips that moved since the last snapshot stand on their routes (for the
-        trips API: progress, distance off route, ETA)."""
-        if not self._progressed:
-            return
-        rows = []
-        for key in self._progressed:
+    def _publish_progress(self, rows: int) -> None:
+        """Where up to `rows` of the trips that moved stand on their routes now (for the trips
+        API: progress, distance off route, ETA). A few per group, like the distances: 10,000
+        trips at once made one commit in every snapshot's interval slow."""
+        out = []
+        for _ in range(min(rows, len(self._progressed))):
+            key = self._progressed.pop()
             slot = self._trip_slots.get(key)
             progress = None if slot is None else self._checker.progress(slot)
             if progress is not None:
-                rows.append((key, progress.deviating, _encode(progress)))
-        self._conn.executemany("INSERT OR REPLACE INTO trip_progress VALUES (?, ?, ?)", rows)
-        self._progressed.clear()
+                out.append((key, progress.deviating, _encode(progress)))
+        self._conn.executemany("INSERT OR REPLACE INTO trip_progress VALUES (?, ?, ?)", out)
 
     def _tidy(self, rows: int = TIDY_ROWS) -> None:
-        """Delete a few journal rows the snapshot covers and publish a few distances."""
+        """Delete a few journal rows the snapshot covers, publish a few distances and a few
+        trips' progress."""
         conn = self._conn
         if self._trimmed < self._trim_to:
             upto = min(self._trim_to, self._trimmed + TIDY_JOURNAL_ROWS)
             conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [upto])
             self._trimmed = upto
+        if self._progressed:
+            self._publish_progress(rows)
         state = self._processor.state
         for name, table, key, values in (
             ("vehicle", "vehicle_distance", "vkey", state.distance),
