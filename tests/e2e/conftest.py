@@ -7,16 +7,19 @@ start their own, and every server is stopped (SIGTERM, then SIGKILL) in teardown
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -116,6 +119,62 @@ class Server:
     def client(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+class Received(NamedTuple):
+    """One POST a `JsonReceiver` got."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class JsonReceiver:
+    """An HTTP endpoint on a free loopback port (a webhook, an OTP gateway) that records every
+    POST in `requests` and answers it with no body: 200, or the status `answer(request)` gives.
+    `answer` runs after the request is recorded and before the reply, in the request's thread,
+    so a test can act while the sender waits. Use it as a context manager or start()/stop()."""
+
+    def __init__(self, answer: Callable[[Received], int] | None = None) -> None:
+        self.requests: list[Received] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = Received(dict(self.headers), body)
+                receiver.requests.append(request)
+                status = answer(request) if answer else 200
+                self.send_response(status)
+                if status != 204:  # a 204 must not carry a Content-Length
+                    self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+
+    def bodies(self) -> list[Any]:
+        """Every body received, decoded as JSON."""
+        return [r.json() for r in self.requests]
+
+    def start(self) -> JsonReceiver:
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> JsonReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class Tokens:

@@ -4,10 +4,8 @@ lifetimes, an OTP gateway on loopback that records what it is sent)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -15,7 +13,16 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok, wait_for
+from tests.e2e.conftest import (
+    JsonReceiver,
+    Received,
+    Server,
+    assert_error,
+    create_token,
+    now_ms,
+    post_ok,
+    wait_for,
+)
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
@@ -26,41 +33,34 @@ STROKES = json.dumps({"strokes": [[[0, 0], [10, 5], [20, 9]], [[5, 5, 100], [6, 
 PLACE = {"lat": 18.5204, "lng": 73.8567}
 
 
-class Gateway(http.server.BaseHTTPRequestHandler):
-    """The fleet's SMS gateway: remembers every OTP it is handed. For the trips in `failing` it
-    answers 500; for those in `before_answering` it first runs that function on the message."""
+class Gateway:
+    """The fleet's SMS gateway (a `JsonReceiver` answering with `answer`): remembers every OTP
+    it is handed. For the trips in `failing` it answers 500 (and remembers nothing); for those
+    in `before_answering` it first runs that function on the message."""
 
     sent: ClassVar[list[dict[str, Any]]] = []
     failing: ClassVar[set[str]] = set()
     before_answering: ClassVar[dict[str, Callable[[dict[str, Any]], None]]] = {}
 
-    def do_POST(self) -> None:
-        message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    @staticmethod
+    def answer(request: Received) -> int:
+        message = request.json()
         if message["trip_id"] in Gateway.failing:
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            return 500
         Gateway.sent.append(message)
         if message["trip_id"] in Gateway.before_answering:
             Gateway.before_answering[message["trip_id"]](message)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return 200
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    gateway = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    gateway = JsonReceiver(answer=Gateway.answer).start()
     env = {
         "TRUCKTRACK_POD_MAX_MB": "0.05",  # 50 kB
         "TRUCKTRACK_POD_LINK_TTL_S": "3",
         "TRUCKTRACK_OTP_VALID_MIN": "0.05",  # 3 s
-        "TRUCKTRACK_OTP_WEBHOOK_URL": f"http://127.0.0.1:{gateway.server_port}/otp",
+        "TRUCKTRACK_OTP_WEBHOOK_URL": f"{gateway.url}/otp",
         "TRUCKTRACK_OTP_WEBHOOK_SECRET": "s3cret",
     }
     srv = Server(tmp_path_factory.mktemp("pod") / "data", env=env).start()
@@ -68,7 +68,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
-        gateway.shutdown()
+        gateway.stop()
 
 
 @pytest.fixture

@@ -5,49 +5,27 @@ left without its record is never shown and does not double a retried upload."""
 from __future__ import annotations
 
 import hashlib
-import http.server
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, create_token
+from tests.e2e.conftest import JsonReceiver, Server, create_token
 from tests.e2e.test_pod import JPEG, PDF, PLACE, STROKES, start_trip, upload
 from trucktrack.domain.pod import PodType, capture_id
 
 
-class Gateway(http.server.BaseHTTPRequestHandler):
-    codes: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        Gateway.codes.append(
-            json.loads(self.rfile.read(int(self.headers["Content-Length"])))["code"]
-        )
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def gateway() -> Iterator[str]:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}/otp"
-    finally:
-        srv.shutdown()
+def gateway() -> Iterator[JsonReceiver]:
+    with JsonReceiver() as srv:
+        yield srv
 
 
 @pytest.mark.timeout(120)
-def test_acknowledged_captures_survive_sigkill(tmp_path: Path, gateway: str) -> None:
-    server = Server(tmp_path / "data", env={"TRUCKTRACK_OTP_WEBHOOK_URL": gateway}).start()
+def test_acknowledged_captures_survive_sigkill(tmp_path: Path, gateway: JsonReceiver) -> None:
+    env = {"TRUCKTRACK_OTP_WEBHOOK_URL": f"{gateway.url}/otp"}
+    server = Server(tmp_path / "data", env=env).start()
     try:
         token = create_token(server.data_dir, "podcrash", "admin")
         with server.client(token) as c:
@@ -58,7 +36,7 @@ def test_acknowledged_captures_survive_sigkill(tmp_path: Path, gateway: str) -> 
                 ("photo", JPEG, PLACE),
                 ("signature", STROKES, {"signer_name": "Asha"}),
                 ("weight_receipt", PDF, {"weight_kg": 12_480}),
-                ("otp", None, {"code": Gateway.codes[-1]}),
+                ("otp", None, {"code": gateway.bodies()[-1]["code"]}),
             ]:
                 r = upload(c, trip_id, kind, data, **fields)
                 assert r.status_code == 201, r.text

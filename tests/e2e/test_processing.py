@@ -3,18 +3,16 @@ batches, and the alerts it must raise, once each, across retries, tenancy and a 
 
 from __future__ import annotations
 
-import http.server
-import json
 import sqlite3
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, create_token, free_port, metric, now_ms, wait_for
+from tests.e2e.conftest import JsonReceiver, Server, create_token, metric, now_ms, wait_for
 from trucktrack.simulation import destination
 
 NAGPUR = (21.1458, 79.0882)
@@ -197,35 +195,22 @@ def test_a_fence_drawn_around_a_parked_truck_raises_no_entry(server: Server, uid
         assert alerts_of(c, vehicle) == []
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    got: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.got.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Any:
-    Receiver.got = []
-    port = free_port()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}/hook"
-    httpd.shutdown()
+def receiver() -> Iterator[JsonReceiver]:
+    with JsonReceiver() as r:
+        yield r
 
 
-def test_sigkill_mid_track_loses_and_repeats_no_alert(tmp_path: Path, receiver: str) -> None:
+def test_sigkill_mid_track_loses_and_repeats_no_alert(
+    tmp_path: Path, receiver: JsonReceiver
+) -> None:
     """The snapshot interval is an hour, so after the kill the processors' state can only come
     back by replaying the journal: the last snapshot has the truck outside the depot, so a
     state not brought up to date would raise the depot entry again."""
-    env = {"TRUCKTRACK_WEBHOOK_URL": receiver, "TRUCKTRACK_PROCESSOR_SNAPSHOT_S": "3600"}
+    env = {
+        "TRUCKTRACK_WEBHOOK_URL": f"{receiver.url}/hook",
+        "TRUCKTRACK_PROCESSOR_SNAPSHOT_S": "3600",
+    }
     server = Server(tmp_path / "data", env=env).start()
     try:
         token = create_token(server.data_dir, "crash", "admin")
@@ -243,9 +228,9 @@ def test_sigkill_mid_track_loses_and_repeats_no_alert(tmp_path: Path, receiver: 
             post_all(c, points[50:])  # the client retries from where it was unsure
             alerts = alerts_of(c, "CRASH-1")
             assert summary(alerts, ids) == EXPECTED
-            wait_for(lambda: len({a["alert_id"] for a in Receiver.got}) == len(alerts),
+            wait_for(lambda: len({a["alert_id"] for a in receiver.bodies()}) == len(alerts),
                      timeout_s=20, what="every alert at the webhook")  # fmt: skip
-            assert {a["alert_id"] for a in Receiver.got} == {a["alert_id"] for a in alerts}
+            assert {a["alert_id"] for a in receiver.bodies()} == {a["alert_id"] for a in alerts}
         time.sleep(0.5)
     finally:
         server.stop()

@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
-from tests.e2e.conftest import Server, create_token, free_port, now_ms
+from tests.e2e.conftest import JsonReceiver, Server, create_token, now_ms
 
 SECRET = "s3cret-for-tests"
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """Answers 500 to the first delivery and 200 to the rest; remembers what it got."""
-
-    calls: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.calls.append((dict(self.headers), body))
-        self.send_response(500 if len(Receiver.calls) == 1 else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_a_panic_alert_is_delivered_signed_after_a_failed_try(tmp_path: Path) -> None:
-    Receiver.calls = []
-    port = free_port()
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    # The receiver answers 500 to the first delivery and 200 to the rest.
+    receiver = JsonReceiver(answer=lambda _: 500 if len(receiver.requests) == 1 else 200).start()
     env = {
-        "TRUCKTRACK_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+        "TRUCKTRACK_WEBHOOK_URL": f"{receiver.url}/hook",
         "TRUCKTRACK_WEBHOOK_SECRET": SECRET,
     }
     server = Server(tmp_path / "data", env=env).start()
@@ -50,10 +29,10 @@ def test_a_panic_alert_is_delivered_signed_after_a_failed_try(tmp_path: Path) ->
                 "/tracking/emergency", json={"vehicle_id": "W1", "timestamp": now_ms() - 5}
             ).json()
             deadline = time.monotonic() + 20
-            while len(Receiver.calls) < 2 and time.monotonic() < deadline:
+            while len(receiver.requests) < 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert len(Receiver.calls) == 2, "no retry after the first failure"
-            for headers, body in Receiver.calls:
+            assert len(receiver.requests) == 2, "no retry after the first failure"
+            for headers, body in receiver.requests:
                 expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                 assert headers["X-Trucktrack-Signature"] == expected
                 assert headers["X-Trucktrack-Delivery"] == alert["alert_id"]
@@ -65,41 +44,21 @@ def test_a_panic_alert_is_delivered_signed_after_a_failed_try(tmp_path: Path) ->
             assert "webhook_deliveries_total 1.0" in metrics
             assert "webhook_failures_total 1.0" in metrics
             time.sleep(1.5)
-            assert len(Receiver.calls) == 2  # delivered once it got a 2xx
+            assert len(receiver.requests) == 2  # delivered once it got a 2xx
     finally:
         server.stop()
-        receiver.shutdown()
-
-
-class FleetReceiver(http.server.BaseHTTPRequestHandler):
-    """Remembers every delivery by the port it arrived on (one receiver per fleet)."""
-
-    got: ClassVar[dict[int, list[tuple[dict[str, str], bytes]]]] = {}
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        port = self.server.server_address[1]
-        FleetReceiver.got.setdefault(port, []).append((dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        receiver.stop()
 
 
 def test_each_fleet_gets_its_own_alerts_at_its_own_webhook(tmp_path: Path) -> None:
-    FleetReceiver.got = {}
-    ports = [free_port(), free_port()]
-    receivers = [http.server.ThreadingHTTPServer(("127.0.0.1", p), FleetReceiver) for p in ports]
-    for r in receivers:
-        threading.Thread(target=r.serve_forever, daemon=True).start()
+    receivers = [JsonReceiver(answer=lambda _: 204).start() for _ in range(2)]  # one per fleet
     server = Server(tmp_path / "data").start()  # no deployment-wide webhook
     try:
         a = create_token(server.data_dir, "fleet-x", "admin")
         b = create_token(server.data_dir, "fleet-y", "admin")
         dispatcher = create_token(server.data_dir, "fleet-x", "dispatcher")
         with server.client(a) as ca, server.client(b) as cb, server.client(dispatcher) as cd:
-            url_a, url_b = (f"http://127.0.0.1:{p}/alerts" for p in ports)
+            url_a, url_b = (f"{r.url}/alerts" for r in receivers)
             r = ca.put("/alerts/webhook", json={"url": url_a, "secret": SECRET})
             assert r.status_code == 200 and r.json()["secret"] is None, r.text
             made = cb.put("/alerts/webhook", json={"url": url_b}).json()
@@ -127,10 +86,12 @@ def test_each_fleet_gets_its_own_alerts_at_its_own_webhook(tmp_path: Path) -> No
                     == 201
                 )
             wait = time.monotonic() + 20
-            while sum(map(len, FleetReceiver.got.values())) < 2 and time.monotonic() < wait:
+            while sum(len(r.requests) for r in receivers) < 2 and time.monotonic() < wait:
                 time.sleep(0.05)
-            for port, secret, vehicle in ((ports[0], SECRET, "X-1"), (ports[1], secret_b, "Y-1")):
-                [(headers, body)] = FleetReceiver.got[port]
+            for receiver, secret, vehicle in (
+                (receivers[0], SECRET, "X-1"), (receivers[1], secret_b, "Y-1"),
+            ):  # fmt: skip
+                [(headers, body)] = receiver.requests
                 assert json.loads(body)["vehicle_id"] == vehicle
                 expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
                 assert headers["X-Trucktrack-Signature"] == expected
@@ -140,8 +101,8 @@ def test_each_fleet_gets_its_own_alerts_at_its_own_webhook(tmp_path: Path) -> No
             assert ca.delete("/alerts/webhook").status_code == 404
             ca.post("/tracking/emergency", json={"vehicle_id": "X-1", "timestamp": now_ms() - 5})
             time.sleep(1.5)
-            assert len(FleetReceiver.got[ports[0]]) == 1  # nowhere to go: not delivered
+            assert len(receivers[0].requests) == 1  # nowhere to go: not delivered
     finally:
         server.stop()
         for r in receivers:
-            r.shutdown()
+            r.stop()
