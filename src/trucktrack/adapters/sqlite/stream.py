@@ -154,6 +154,9 @@ class TrackStream:
         self._slot_keys = np.zeros(0, INT)  # sorted trip keys of `_trip_slots`, and their slots
         self._slot_values = np.zeros(0, INT)
         self._progressed: set[int] = set()
+        """Trips that moved since the last snapshot; at the snapshot they become due."""
+        self._progress_due: set[int] = set()
+        """Trips whose progress `_tidy` is to publish, a few per group."""
         """Trip keys whose progress changed since it was last published."""
 
     # --- start and recovery -----------------------------------------------------------------
@@ -203,7 +206,7 @@ class TrackStream:
             self.close()
         elif (
             self._trimmed < self._trim_to
-            or self._progressed
+            or self._progress_due
             or any(len(u) for u in self._unsaved.values())
         ):
             conn = self._conn
@@ -400,7 +403,7 @@ class TrackStream:
             # The journal must only ever be replayed with the fences and routes it saw: save
             # the state first. (Checked only when points come, so many changes stay cheap.)
             self._snapshot()
-            self._publish_progress(len(self._progressed))  # before the trips' slots change
+            self._publish_progress(len(self._progress_due))  # before the trips' slots change
             self._load_fences()
             self._load_trips()
         now = _now_ms()
@@ -532,6 +535,8 @@ class TrackStream:
             [self._seq, _now_ms(), _encode(saved)],
         )
         self._trim_to = self._seq
+        self._progress_due |= self._progressed
+        self._progressed.clear()
         for name, now, saved in (
             ("vehicle", state.distance, self._saved_distance),
             ("trip", state.trip_distance, self._saved_trips),
@@ -545,12 +550,13 @@ class TrackStream:
         self._snapshot_at = time.monotonic()
 
     def _publish_progress(self, rows: int) -> None:
-        """Where up to `rows` of the trips that moved stand on their routes now (for the trips
-        API: progress, distance off route, ETA). A few per group, like the distances: 10,000
-        trips at once made one commit in every snapshot's interval slow."""
+        """Where up to `rows` of the trips that moved before the last snapshot stand on their
+        routes now (for the trips API: progress, distance off route, ETA): once per trip per
+        snapshot, and a few per group like the distances (10,000 trips in one commit made
+        that commit slow)."""
         out = []
-        for _ in range(min(rows, len(self._progressed))):
-            key = self._progressed.pop()
+        for _ in range(min(rows, len(self._progress_due))):
+            key = self._progress_due.pop()
             slot = self._trip_slots.get(key)
             progress = None if slot is None else self._checker.progress(slot)
             if progress is not None:
@@ -565,7 +571,7 @@ class TrackStream:
             upto = min(self._trim_to, self._trimmed + TIDY_JOURNAL_ROWS)
             conn.execute("DELETE FROM stream_journal WHERE seq <= ?", [upto])
             self._trimmed = upto
-        if self._progressed:
+        if self._progress_due:
             self._publish_progress(rows)
         state = self._processor.state
         for name, table, key, values in (
