@@ -249,6 +249,17 @@ def post_ok(client: httpx.Client, *points: dict[str, object]) -> dict[str, Any]:
     return body
 
 
+def provide_pod(client: httpx.Client, trip_id: str) -> None:
+    """Upload what the default POD policy asks for before trip_completed: a photo and a
+    signature (as strokes)."""
+    for kind, data, extra in (("photo", b"\xff\xd8\xff\xe0" + bytes(64), {}),
+                              ("signature", b'{"strokes": [[[0, 0], [5, 5]]]}',
+                               {"signer_name": "Asha"})):  # fmt: skip
+        r = client.post("/delivery/pod", data={"trip_id": trip_id, "type": kind, **extra},
+                        files={"file": ("f", data)})  # fmt: skip
+        assert r.status_code == 201, r.text
+
+
 def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The reply is `status` with the JSON error envelope `{"error": {code, message, details?}}`."""
     assert r.status_code == status, r.text

@@ -18,7 +18,15 @@ import httpx
 import msgspec
 import pytest
 
-from tests.e2e.conftest import Server, assert_error, create_token, now_ms, post_ok, wait_for
+from tests.e2e.conftest import (
+    Server,
+    assert_error,
+    create_token,
+    now_ms,
+    post_ok,
+    provide_pod,
+    wait_for,
+)
 from tests.e2e.test_live import ask, next_message, ws
 from trucktrack.domain.trips import Trip
 from trucktrack.simulation import destination
@@ -109,12 +117,7 @@ def test_a_trip_from_plan_to_completion(
     r = milestone(c, trip_id, "trip_completed", timestamp=t0 + 2_200_000)
     assert assert_error(r, 409, "conflict")["details"] == [{"missing": ["otp or signature",
                                                                         "photo"]}]  # fmt: skip
-    for kind, data, extra in (("photo", b"\xff\xd8\xff\xe0" + bytes(64), {}),
-                              ("signature", b'{"strokes": [[[0, 0], [5, 5]]]}',
-                               {"signer_name": "Asha"})):  # fmt: skip
-        r = c.post("/delivery/pod", data={"trip_id": trip_id, "type": kind, **extra},
-                   files={"file": ("f", data)})  # fmt: skip
-        assert r.status_code == 201, r.text
+    provide_pod(c, trip_id)
     r = milestone(c, trip_id, "trip_completed", timestamp=t0 + 2_200_000, note="all good")
     assert r.status_code == 201 and r.json()["status"] == "completed"
     assert r.json()["next_milestones"] == []
@@ -481,12 +484,7 @@ def test_a_lost_actual_route_is_made_again(tmp_path: Path) -> None:
             for name in ORDER[1:-1]:
                 r = milestone(c, trip_id, name, timestamp=done, override=True)
                 assert r.status_code == 201, r.text
-            for kind, data, extra in (("photo", b"\xff\xd8\xff\xe0" + bytes(64), {}),
-                                      ("signature", b'{"strokes": [[[0, 0], [5, 5]]]}',
-                                       {"signer_name": "Asha"})):  # fmt: skip
-                r = c.post("/delivery/pod", data={"trip_id": trip_id, "type": kind, **extra},
-                           files={"file": ("f", data)})  # fmt: skip
-                assert r.status_code == 201, r.text
+            provide_pod(c, trip_id)
             assert milestone(c, trip_id, "trip_completed", timestamp=done).status_code == 201
             actual = c.get(f"/trips/{trip_id}").json()["actual_route"]
             assert actual["vertices"] == 5
