@@ -105,8 +105,9 @@ def test_off_route_back_and_wrong_way_raise_one_alert_each(
 
 
 def test_the_deviating_share_is_of_the_active_trips_on_a_route(tmp_path: Path) -> None:
-    """Own server: the share is over every fleet's active trips."""
-    server = Server(tmp_path / "data").start()
+    """Own server: the share is over every fleet's active trips. Trip progress, which the share
+    is counted from, is published with each processor snapshot: every second here, not 10."""
+    server = Server(tmp_path / "data", env={"TRUCKTRACK_PROCESSOR_SNAPSHOT_S": "1"}).start()
     try:
         token = create_token(server.data_dir, "share", "admin")
         t0 = now_ms() - 7_200_000
